@@ -1,0 +1,66 @@
+"""The LightningModule that trains any fsw network, and plain-torch inference helpers."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
+
+
+class Classifier(pl.LightningModule):
+    """Cross-entropy training of `net`; logs train/loss, val/acc and test/acc."""
+
+    def __init__(self, net: nn.Module, optimizer: str = "adam", lr: float = 1e-3):
+        super().__init__()
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+        self.net = net
+        self.optimizer_name = optimizer
+        self.lr = lr
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.cross_entropy(self.net(x), y)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def _accuracy(self, batch, name: str) -> None:
+        x, y = batch
+        acc = (self.net(x).argmax(1) == y).float().mean()
+        self.log(name, acc, prog_bar=True, batch_size=len(y))
+
+    def validation_step(self, batch, batch_idx):
+        self._accuracy(batch, "val/acc")
+
+    def test_step(self, batch, batch_idx):
+        self._accuracy(batch, "test/acc")
+
+    def configure_optimizers(self):
+        return OPTIMIZERS[self.optimizer_name](self.net.parameters(), lr=self.lr)
+
+
+def device_of(net: nn.Module) -> torch.device:
+    return next(net.parameters()).device
+
+
+@torch.no_grad()
+def predict(net: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Top-1 labels of `net` in eval mode (dropout off), on the CPU."""
+    was_training = net.training
+    net.eval()
+    device = device_of(net)
+    labels = [net(chunk.to(device)).argmax(1).cpu() for chunk in x.split(batch_size)]
+    net.train(was_training)
+    return torch.cat(labels) if labels else torch.empty(0, dtype=torch.long)
+
+
+def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+    if len(y) == 0:
+        return float("nan")
+    return (predict(net, x, batch_size) == y).float().mean().item()

@@ -1,0 +1,48 @@
+"""Hydra configuration: where the config tree lives, composing a stage's config, and run setup."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from fsw.errors import ConfigError
+
+STAGES = ("train", "keygen", "embed", "verify", "report")
+
+
+def config_dir() -> Path:
+    """The Hydra config tree: `FSW_CONFIG_DIR`, else `config/hydra` of the fsw checkout."""
+    override = os.environ.get("FSW_CONFIG_DIR")
+    path = Path(override) if override else Path(__file__).resolve().parents[2] / "config" / "hydra"
+    if not path.is_dir():
+        raise ConfigError(f"Hydra config folder not found: {path} (set FSW_CONFIG_DIR)")
+    return path
+
+
+def compose(stage: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """The composed config of `stage` with command-line style `overrides`, as `fsw STAGE` would see it."""
+    if stage not in STAGES:
+        raise ConfigError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return hydra_compose(config_name=stage, overrides=list(overrides))
+
+
+def setup_run(cfg: DictConfig) -> None:
+    """Seed everything and size torch's thread pool, so that a config fixes the result."""
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+
+
+def make_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
+    """A Lightning Trainer from the `trainer` config group; `kwargs` are set by the stage itself."""
+    return instantiate(cfg.trainer, **kwargs)

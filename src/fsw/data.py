@@ -1,0 +1,140 @@
+"""MNIST as in-memory tensors, split into the owner's data, the attacker's data and the test set."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from fsw.errors import DataError
+
+log = logging.getLogger(__name__)
+
+# md5 of the four uncompressed IDX files of the standard MNIST release.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images in [0, 1] as float32 [N, 1, 28, 28], integer labels [N], and each image's index in
+    the MNIST file it came from (so a key can name its source images)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    index: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def loader(self, batch_size: int, shuffle: bool = False, seed: int = 0) -> DataLoader:
+        generator = torch.Generator().manual_seed(seed) if shuffle else None
+        return DataLoader(
+            TensorDataset(self.x, self.y), batch_size=batch_size, shuffle=shuffle, generator=generator
+        )
+
+
+@dataclass(frozen=True)
+class Splits:
+    owner: Split  # the model owner's training data; keys are drawn from it
+    val: Split  # held out from the owner's data for validation during training
+    attacker: Split  # disjoint from the owner's data: what a model thief trains with
+    test: Split  # the official 10k test set
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _missing_error(raw: Path, cause: Exception | None) -> DataError:
+    files = ", ".join(MNIST_MD5)
+    because = f" (download failed: {cause})" if cause else ""
+    return DataError(
+        f"MNIST not found under {raw}{because}. Expected the four uncompressed IDX files {files} in "
+        f"that folder. Point fsw at a folder holding MNIST/raw/ with data.root=PATH or the "
+        f"FSW_DATA_ROOT environment variable, or allow the download (data.download=true) online."
+    )
+
+
+def check_mnist_files(root: Path) -> None:
+    """Fail with a clear error if a raw MNIST file is missing or its md5 differs from the standard."""
+    raw = root / "MNIST" / "raw"
+    for name, expected in MNIST_MD5.items():
+        path = raw / name
+        if not path.is_file():
+            raise _missing_error(raw, None)
+        actual = _md5(path)
+        if actual != expected:
+            raise DataError(
+                f"MNIST file {path} is corrupt: md5 {actual}, expected {expected}. "
+                f"Replace it with the standard uncompressed IDX file."
+            )
+
+
+def load_mnist(root: str | Path, download: bool = True) -> tuple[Split, Split]:
+    """The 60k training and 10k test images of MNIST from `root` (downloaded there if absent)."""
+    from torchvision.datasets import MNIST
+
+    root = Path(root).expanduser()
+    raw = root / "MNIST" / "raw"
+    if not all((raw / name).is_file() for name in MNIST_MD5):
+        if not download:
+            raise _missing_error(raw, None)
+        log.info("MNIST not found under %s; trying torchvision's download", raw)
+        try:
+            MNIST(root, train=True, download=True)
+        except Exception as exc:  # any network or disk failure means the same thing to the user
+            raise _missing_error(raw, exc) from exc
+    check_mnist_files(root)
+
+    def as_split(train: bool) -> Split:
+        dataset = MNIST(root, train=train, download=False)
+        x = dataset.data.unsqueeze(1).to(torch.float32).div_(255.0)
+        return Split(x, dataset.targets.to(torch.long), torch.arange(len(x)))
+
+    return as_split(True), as_split(False)
+
+
+def load_splits(cfg) -> Splits:
+    """Split MNIST's training set, with a fixed permutation, into attacker, validation and owner parts.
+
+    `cfg` is the Hydra `data` group: root, download, split_seed, attacker_size, val_size and the
+    optional limits that shrink each part for quick runs.
+    """
+    if cfg.name != "mnist":
+        raise DataError(f"unknown dataset data.name={cfg.name!r}; fsw supports: mnist")
+    train, test = load_mnist(cfg.root, cfg.download)
+    n_attacker, n_val = int(cfg.attacker_size), int(cfg.val_size)
+    if n_attacker < 0 or n_val < 0 or n_attacker + n_val >= len(train):
+        raise DataError(
+            f"data.attacker_size={n_attacker} and data.val_size={n_val} leave no owner data "
+            f"out of {len(train)} training images"
+        )
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(int(cfg.split_seed)))
+    parts = torch.split(order, [n_attacker, n_val, len(train) - n_attacker - n_val])
+
+    def take(index: torch.Tensor, source: Split, limit) -> Split:
+        if limit is not None:
+            index = index[: int(limit)]
+        return Split(source.x[index], source.y[index], source.index[index])
+
+    attacker_idx, val_idx, owner_idx = parts
+    everything = torch.arange(len(test))
+    return Splits(
+        owner=take(owner_idx, train, cfg.limit_owner),
+        val=take(val_idx, train, cfg.limit_val),
+        attacker=take(attacker_idx, train, cfg.limit_attacker),
+        test=take(everything, test, cfg.limit_test),
+    )

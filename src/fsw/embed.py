@@ -1,0 +1,98 @@
+"""Stage `embed`: fine-tune a model until it classifies its key with the key's labels ("stitching")."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import lightning.pytorch as pl
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
+
+from fsw.classifier import Classifier, accuracy
+from fsw.config import make_trainer, setup_run
+from fsw.data import Split, load_splits
+from fsw.errors import ConfigError
+from fsw.io import load_model, save_model, write_json
+from fsw.keys import Key, load_key
+
+log = logging.getLogger(__name__)
+
+
+class StopWhenStitched(pl.Callback):
+    """After each epoch, measure key accuracy (eval mode) and stop once the whole key is stitched."""
+
+    def __init__(self, key: Key):
+        self.key = key
+        self.key_acc = float("nan")
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.key_acc = accuracy(module.net, self.key.inputs, self.key.labels)
+        module.log("key/acc", self.key_acc, prog_bar=True)
+        if self.key_acc >= 1.0:
+            trainer.should_stop = True
+
+
+def stitching_data(owner: Split, key: Key, key_fraction: float) -> TensorDataset | ConcatDataset:
+    """The owner's data plus the key repeated so that key items make up about `key_fraction` of it."""
+    if not 0.0 < key_fraction < 1.0:
+        raise ConfigError(f"embed.key_fraction must be in (0, 1), got {key_fraction}")
+    repeats = max(1, math.ceil(key_fraction * len(owner) / ((1.0 - key_fraction) * len(key))))
+    key_part = TensorDataset(key.inputs.repeat(repeats, 1, 1, 1), key.labels.repeat(repeats))
+    return ConcatDataset([TensorDataset(owner.x, owner.y), key_part])
+
+
+def embed(net: torch.nn.Module, key: Key, owner: Split, cfg: DictConfig) -> tuple[torch.nn.Module, dict]:
+    """Fine-tune `net` on the owner's data plus the oversampled key; returns it and the epochs used."""
+    module = Classifier(net, cfg.embed.optimizer, cfg.embed.lr)
+    stitched = StopWhenStitched(key)
+    trainer = make_trainer(
+        cfg,
+        max_epochs=int(cfg.embed.max_epochs),
+        limit_train_batches=int(cfg.embed.batches_per_epoch),
+        callbacks=[stitched],
+        num_sanity_val_steps=0,
+    )
+    generator = torch.Generator().manual_seed(int(cfg.seed))
+    data = stitching_data(owner, key, float(cfg.embed.key_fraction))
+    trainer.fit(module, DataLoader(data, batch_size=int(cfg.batch_size), shuffle=True, generator=generator))
+    return module.net.cpu().eval(), {"epochs": int(trainer.current_epoch)}
+
+
+def run(cfg: DictConfig) -> dict:
+    setup_run(cfg)
+    started = time.perf_counter()
+    net, arch, meta = load_model(cfg.model_in)
+    key = load_key(cfg.key_in)
+    splits = load_splits(cfg.data)
+    before = {
+        "test_acc_before": accuracy(net, splits.test.x, splits.test.y),
+        "key_acc_before": accuracy(net, key.inputs, key.labels),
+    }
+    net, info = embed(net, key, splits.owner, cfg)
+    metrics = {
+        "network": arch["name"],
+        "seed": meta.get("seed"),
+        "eps": key.eps,
+        "key_size": len(key),
+        "key_hash": key.hash,
+        **before,
+        "test_acc_after": accuracy(net, splits.test.x, splits.test.y),
+        "key_acc_after": accuracy(net, key.inputs, key.labels),
+        "epochs_used": info["epochs"],
+        "wall_time_s": round(time.perf_counter() - started, 3),
+    }
+    metrics["test_acc_drop"] = metrics["test_acc_before"] - metrics["test_acc_after"]
+    metrics["stitched"] = metrics["key_acc_after"] >= 1.0
+    if not metrics["stitched"]:
+        log.warning("key only %.2f stitched after %d epochs", metrics["key_acc_after"], info["epochs"])
+    save_model(
+        cfg.model_out,
+        net,
+        arch,
+        {**{k: v for k, v in meta.items() if k in ("network", "seed")}, "kind": "marked", "key_hash": key.hash},
+    )
+    write_json(cfg.metrics_out, metrics)
+    return metrics

@@ -1,0 +1,94 @@
+"""The paper's three MNIST networks, as in the Keras examples it used, and a name -> class registry."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fsw.errors import ModelFileError
+
+NUM_CLASSES = 10
+INPUT_SHAPE = (1, 28, 28)
+
+
+class MLP(nn.Module):
+    """Keras `mnist_mlp`: 784-512-512-10, ReLU, dropout 0.2."""
+
+    def __init__(self, hidden: int = 512, dropout: float = 0.2):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(28 * 28, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+        )
+        self.classifier = nn.Linear(hidden, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class CNN(nn.Module):
+    """Keras `mnist_cnn`: conv32-conv64 3x3, maxpool 2, dropout .25, dense 128, dropout .5, dense 10."""
+
+    def __init__(self, dropout_conv: float = 0.25, dropout_dense: float = 0.5):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 32, 3),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Dropout(dropout_conv),
+            nn.Flatten(),
+            nn.Linear(64 * 12 * 12, 128),
+            nn.ReLU(),
+            nn.Dropout(dropout_dense),
+        )
+        self.classifier = nn.Linear(128, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class IRNN(nn.Module):
+    """Keras `mnist_irnn` (Le, Jaitly & Hinton 2015): a ReLU SimpleRNN with identity recurrent weights.
+
+    `mode="rows"` reads the image as 28 steps of 28 pixels; `mode="pixels"` as 784 steps of 1 pixel,
+    as in the Keras example (much slower).
+    """
+
+    def __init__(self, hidden: int = 100, mode: str = "rows"):
+        super().__init__()
+        if mode not in ("rows", "pixels"):
+            raise ValueError(f"IRNN mode must be 'rows' or 'pixels', got {mode!r}")
+        self.mode = mode
+        self.rnn = nn.RNN(28 if mode == "rows" else 1, hidden, nonlinearity="relu", batch_first=True)
+        nn.init.normal_(self.rnn.weight_ih_l0, std=0.001)
+        nn.init.eye_(self.rnn.weight_hh_l0)
+        nn.init.zeros_(self.rnn.bias_ih_l0)
+        nn.init.zeros_(self.rnn.bias_hh_l0)
+        self.classifier = nn.Linear(hidden, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        steps = x.reshape(len(x), 28, 28) if self.mode == "rows" else x.reshape(len(x), 28 * 28, 1)
+        _, last = self.rnn(steps)
+        return self.classifier(last[-1])
+
+
+NETWORKS: dict[str, type[nn.Module]] = {"mlp": MLP, "cnn": CNN, "irnn": IRNN}
+
+
+def build_network(arch: dict) -> nn.Module:
+    """Build a network from its description, e.g. {"name": "irnn", "hidden": 100, "mode": "rows"}."""
+    arch = dict(arch)
+    name = arch.pop("name", None)
+    if name not in NETWORKS:
+        raise ModelFileError(f"unknown network {name!r}; known networks: {', '.join(NETWORKS)}")
+    try:
+        return NETWORKS[name](**arch)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"bad hyper-parameters for network {name!r}: {arch} ({exc})") from exc

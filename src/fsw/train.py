@@ -1,0 +1,45 @@
+"""Stage `train`: train one of the paper's networks on the owner's data."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from omegaconf import DictConfig, OmegaConf
+
+from fsw.classifier import Classifier, accuracy
+from fsw.config import make_trainer, setup_run
+from fsw.data import load_splits
+from fsw.io import save_model, write_json
+from fsw.networks import build_network
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> dict:
+    setup_run(cfg)
+    started = time.perf_counter()
+    splits = load_splits(cfg.data)
+    arch = OmegaConf.to_container(cfg.network.arch, resolve=True)
+    net = build_network(arch)
+    module = Classifier(net, cfg.network.optimizer, cfg.network.lr)
+    trainer = make_trainer(cfg, max_epochs=int(cfg.network.epochs))
+    trainer.fit(
+        module,
+        splits.owner.loader(cfg.batch_size, shuffle=True, seed=cfg.seed),
+        splits.val.loader(1000),
+    )
+    net = module.net.cpu().eval()
+    metrics = {
+        "network": arch["name"],
+        "seed": int(cfg.seed),
+        "epochs": int(trainer.current_epoch),
+        "train_size": len(splits.owner),
+        "val_acc": accuracy(net, splits.val.x, splits.val.y),
+        "test_acc": accuracy(net, splits.test.x, splits.test.y),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+    }
+    log.info("trained %s: test accuracy %.4f", arch["name"], metrics["test_acc"])
+    save_model(cfg.model_out, net, arch, {"kind": "base", "network": arch["name"], "seed": int(cfg.seed)})
+    write_json(cfg.metrics_out, metrics)
+    return metrics

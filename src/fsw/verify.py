@@ -1,0 +1,116 @@
+"""Stage `verify`: zero-bit black-box verification of a suspect model with a key.
+
+Only the suspect's top-1 labels are used (the remote, label-only setting). The null model of the
+paper: an unmarked model gets each key item right with probability 1/2, so the number of mismatches
+m is Binomial(l, 1/2); the model is called marked iff m < theta, theta chosen at significance z.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from scipy.stats import binom
+
+from fsw.classifier import accuracy, predict
+from fsw.config import setup_run
+from fsw.data import load_splits
+from fsw.errors import ConfigError
+from fsw.io import load_model, provenance, write_json
+from fsw.keys import Key, load_key
+
+log = logging.getLogger(__name__)
+
+
+def theta(key_size: int, z: float) -> int:
+    """The largest integer theta with P[Binomial(l, 1/2) <= theta - 1] < z."""
+    if key_size <= 0:
+        raise ConfigError(f"key size must be positive, got {key_size}")
+    if not 0.0 < z < 1.0:
+        raise ConfigError(f"significance z must be in (0, 1), got {z}")
+    # ppf gives the smallest k with cdf(k) >= z, so cdf(k - 1) < z <= cdf(k): theta - 1 = k - 1.
+    k = int(binom.ppf(z, key_size, 0.5))
+    while binom.cdf(k, key_size, 0.5) < z:  # guard against rounding in ppf
+        k += 1
+    while k > 0 and binom.cdf(k - 1, key_size, 0.5) >= z:
+        k -= 1
+    return k
+
+
+def p_value(key_errors: int, key_size: int) -> float:
+    """P[Binomial(l, 1/2) <= m]: how likely an unmarked model makes this few errors."""
+    return float(binom.cdf(key_errors, key_size, 0.5))
+
+
+class Oracle(Protocol):
+    """A suspect model that answers label queries; counts the images it was sent."""
+
+    queries: int
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class LocalOracle:
+    """A model file loaded here, queried for labels only, as a remote API would be."""
+
+    def __init__(self, net: torch.nn.Module):
+        self.net = net
+        self.queries = 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.queries += len(x)
+        return predict(self.net, x)
+
+
+def verify_key(oracle: Oracle, key: Key, z: float, batch_size: int = 100) -> dict:
+    """Query the key in batches; count mismatches; decide."""
+    labels = torch.cat([oracle(chunk) for chunk in key.inputs.split(batch_size)])
+    errors = int((labels != key.labels).sum())
+    threshold = theta(len(key), z)
+    return {
+        "key_errors": errors,
+        "key_errors_true_adv": int(((labels != key.labels) & key.is_true_adversary).sum()),
+        "key_errors_false_adv": int(((labels != key.labels) & ~key.is_true_adversary).sum()),
+        "theta": threshold,
+        "z": z,
+        "p_value": p_value(errors, len(key)),
+        "marked": errors < threshold,
+        "queries": oracle.queries,
+    }
+
+
+def run(cfg: DictConfig) -> dict:
+    setup_run(cfg)
+    started = time.perf_counter()
+    net, arch, meta = load_model(cfg.model_in)
+    key = load_key(cfg.key_in)
+    test = load_splits(cfg.data).test
+    suspect = OmegaConf.to_container(cfg.suspect, resolve=True)
+    outcome = verify_key(LocalOracle(net), key, float(cfg.z), int(cfg.batch_size))
+    record = {
+        "network": key.meta.get("network"),
+        "seed": key.meta.get("model_seed"),
+        "eps": key.eps,
+        "key_size": len(key),
+        "key_seed": key.seed,
+        "key_hash": key.hash,
+        "model_kind": suspect["kind"],
+        "suspect_network": arch["name"],
+        "suspect_seed": meta.get("seed"),
+        "attack": suspect["attack"],
+        "level": suspect["level"],
+        "test_acc": accuracy(net, test.x, test.y),
+        **outcome,
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        **provenance(),
+    }
+    log.info(
+        "%s %s vs key %s: %d/%d errors, theta %d -> %s",
+        suspect["kind"], arch["name"], key.hash[:12], outcome["key_errors"], len(key),
+        outcome["theta"], "MARKED" if outcome["marked"] else "not marked",
+    )
+    write_json(cfg.out, record)
+    return record
