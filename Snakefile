@@ -1,0 +1,28 @@
+# fsw: frontier-stitching watermarking, train -> keygen -> embed -> verify -> report.
+# The sweep grid is config/config.yaml (validated by workflow/schemas/config.schema.yaml); every
+# stage's parameters are Hydra configs under config/hydra/. Run: snakemake --cores N
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: Path(workflow.basedir) / "config" / "config.yaml"
+
+
+validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/keys.smk"
+include: "workflow/rules/embed.smk"
+include: "workflow/rules/verify.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        rules.report.output,
+    default_target: True

@@ -1,0 +1,16 @@
+rule embed_key:
+    input:
+        model=rules.train.output.model,
+        key=rules.keygen.output.key,
+    output:
+        model=MARKED_DIR + "/model.pt",
+        metrics=MARKED_DIR + "/metrics.json",
+    params:
+        overrides=lambda wc: overrides("embed") + [f"seed={wc.seed}"],
+    log:
+        R + "/logs/embed/{network}/s{seed}/eps{eps}/l{key_size}.log",
+    benchmark:
+        R + "/benchmarks/embed/{network}/s{seed}/eps{eps}/l{key_size}.tsv"
+    threads: 2
+    script:
+        "../scripts/embed.py"

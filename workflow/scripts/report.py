@@ -1,0 +1,6 @@
+from fsw.workflow import run_stage
+
+run_stage(
+    snakemake, "report", records=list(snakemake.input.records), table_csv=snakemake.output.csv,
+    table_md=snakemake.output.md,
+)

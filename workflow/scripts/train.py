@@ -1,0 +1,3 @@
+from fsw.workflow import run_stage
+
+run_stage(snakemake, "train", model_out=snakemake.output.model, metrics_out=snakemake.output.metrics)
