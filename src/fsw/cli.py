@@ -11,12 +11,8 @@ from omegaconf import DictConfig
 from fsw.config import STAGES, config_dir
 from fsw.errors import FswError
 
-MODULES = {"train": "fsw.train", "keygen": "fsw.keys", "embed": "fsw.embed", "verify": "fsw.verify",
-           "report": "fsw.report"}
-
-
 def stage_run(stage: str):
-    return importlib.import_module(MODULES[stage]).run
+    return importlib.import_module(STAGES[stage]).run
 
 
 def main() -> None:

@@ -15,7 +15,14 @@ from omegaconf import DictConfig
 
 from fsw.errors import ConfigError
 
-STAGES = ("train", "keygen", "embed", "verify", "report")
+# Stage name -> the module whose run(cfg) implements it; the Hydra primary config has the stage's name.
+STAGES = {
+    "train": "fsw.train",
+    "keygen": "fsw.keys",
+    "embed": "fsw.embed",
+    "verify": "fsw.verify",
+    "report": "fsw.report",
+}
 
 
 def config_dir() -> Path:

@@ -1,0 +1,67 @@
+"""Shared fixtures: the real MNIST data root, tiny stage configs, and a small trained model and key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fsw.config import compose
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Tiny data for every stage test: a few thousand real MNIST images.
+TINY_DATA = ["data.limit_owner=2000", "data.limit_val=200", "data.limit_attacker=500", "data.limit_test=500"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_root() -> Path:
+    """The MNIST data root: FSW_DATA_ROOT, else the shared folder beside the checkout."""
+    root = Path(os.environ.get("FSW_DATA_ROOT", REPO.parent / "shared" / "data"))
+    if not (root / "MNIST" / "raw").is_dir():
+        pytest.exit(f"MNIST not found under {root}; set FSW_DATA_ROOT", returncode=2)
+    os.environ["FSW_DATA_ROOT"] = str(root)
+    return root
+
+
+def tiny(stage: str, *overrides: str):
+    """A stage's config shrunk to tiny data and quiet, single-threaded training."""
+    extra = list(TINY_DATA) if stage != "report" else []
+    if stage in ("train", "embed"):
+        extra += ["trainer.enable_progress_bar=false"]
+    if stage != "report":
+        extra += ["threads=1"]
+    return compose(stage, extra + list(overrides))
+
+
+@pytest.fixture(scope="session")
+def trained_mlp(tmp_path_factory) -> Path:
+    """A small MLP trained for one epoch on 2000 images (about 90% test accuracy)."""
+    from fsw import train
+
+    out = tmp_path_factory.mktemp("mlp")
+    train.run(tiny("train", "network=mlp", "network.epochs=2", "network.arch.hidden=64",
+                   f"model_out={out}/model.pt", f"metrics_out={out}/metrics.json"))
+    return out / "model.pt"
+
+
+@pytest.fixture(scope="session")
+def mlp_key(trained_mlp, tmp_path_factory) -> Path:
+    from fsw import keys
+
+    out = tmp_path_factory.mktemp("key")
+    keys.run(tiny("keygen", f"model_in={trained_mlp}", "key.eps=0.1", "key.size=20",
+                  f"key_out={out}/key.pt", f"report_out={out}/keygen.json"))
+    return out / "key.pt"
+
+
+@pytest.fixture(scope="session")
+def marked_mlp(trained_mlp, mlp_key, tmp_path_factory) -> Path:
+    from fsw import embed
+
+    out = tmp_path_factory.mktemp("marked")
+    embed.run(tiny("embed", f"model_in={trained_mlp}", f"key_in={mlp_key}", "embed.lr=1e-3",
+                   "embed.batches_per_epoch=10", f"model_out={out}/model.pt",
+                   f"metrics_out={out}/metrics.json"))
+    return out / "model.pt"
