@@ -7,7 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adadelta": torch.optim.Adadelta,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+}
 
 
 class Classifier(pl.LightningModule):
@@ -17,7 +22,8 @@ class Classifier(pl.LightningModule):
         super().__init__()
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}")
-        self.net = net
+        # Lightning keeps the train/eval mode it is handed, and loaded models arrive in eval mode.
+        self.net = net.train()
         self.optimizer_name = optimizer
         self.lr = lr
 

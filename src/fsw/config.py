@@ -20,8 +20,11 @@ STAGES = {
     "train": "fsw.train",
     "keygen": "fsw.keys",
     "embed": "fsw.embed",
+    "attack": "fsw.attack",
     "verify": "fsw.verify",
     "report": "fsw.report",
+    "serve": "fsw.serve",
+    "extract": "fsw.extract",
 }
 
 
@@ -43,7 +46,11 @@ def compose(stage: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConf
 
 
 def setup_run(cfg: DictConfig) -> None:
-    """Seed everything and size torch's thread pool, so that a config fixes the result."""
+    """Check the config's values, seed everything and size torch's thread pool, so that a config
+    fixes the result. A bad value raises ConfigError here, before the stage reads anything."""
+    from fsw.validate import check_config  # range rules by dotted key; see fsw/validate.py for why
+
+    check_config(cfg)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))

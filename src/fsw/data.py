@@ -60,9 +60,11 @@ def _md5(path: Path) -> str:
 
 def _missing_error(raw: Path, cause: Exception | None) -> DataError:
     files = ", ".join(MNIST_MD5)
+    missing = [name for name in MNIST_MD5 if not (raw / name).is_file()]
+    what = f"missing {', '.join(missing)}" if missing and len(missing) < len(MNIST_MD5) else "not found"
     because = f" (download failed: {cause})" if cause else ""
     return DataError(
-        f"MNIST not found under {raw}{because}. Expected the four uncompressed IDX files {files} in "
+        f"MNIST {what} under {raw}{because}. Expected the four uncompressed IDX files {files} in "
         f"that folder. Point fsw at a folder holding MNIST/raw/ with data.root=PATH or the "
         f"FSW_DATA_ROOT environment variable, or allow the download (data.download=true) online."
     )
@@ -75,7 +77,10 @@ def check_mnist_files(root: Path) -> None:
         path = raw / name
         if not path.is_file():
             raise _missing_error(raw, None)
-        actual = _md5(path)
+        try:
+            actual = _md5(path)
+        except OSError as exc:
+            raise DataError(f"MNIST file {path} cannot be read: {exc}") from exc
         if actual != expected:
             raise DataError(
                 f"MNIST file {path} is corrupt: md5 {actual}, expected {expected}. "

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import pickle
+import re
 import subprocess
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from fsw import __version__
+
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read the process umask once, at import (os.umask can only read it by setting it)
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
@@ -27,6 +32,8 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        # mkstemp makes the file private (0600); give it the mode open() would have given it.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
@@ -58,15 +65,33 @@ def safe_torch_load(path: str | Path, what: str, error: type[Exception]) -> Any:
     path = Path(path)
     if not path.is_file():
         raise error(f"{what} file not found: {path}")
+    if path.stat().st_size == 0:
+        raise error(f"{what} file {path} is empty (0 bytes): truncated or never written")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        unsafe = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if unsafe:
+            raise error(
+                f"refusing to load {what} file {path}: it references {unsafe.group(1)}, which is not on "
+                f"torch's allow-list of safe types (unpickling arbitrary globals can run code). fsw "
+                f"{what} files hold only tensors and plain values, so this file was not written by fsw "
+                f"or was tampered with; nothing from it was run."
+            ) from None
+        raise error(f"{what} file {path} is corrupt or not a torch file: {_torch_reason(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises anything from KeyError to OSError on bad bytes
         raise error(
-            f"refusing to load {what} file {path}: it holds objects outside torch's safe allow-list "
-            f"(a file that could run code on load); only fsw {what} files are accepted ({exc})"
+            f"{what} file {path} is truncated or corrupt: {type(exc).__name__}: {_torch_reason(exc)}"
         ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise error(f"{what} file {path} is truncated or corrupt: {exc}") from exc
+
+
+def _torch_reason(exc: Exception) -> str:
+    """The informative line of a torch.load error, without torch's advice to load unsafely."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    noise = ("Weights only load failed", "Check the documentation", "Please file an issue", "(1)", "(2)")
+    kept = [line for line in lines if not line.startswith(noise)]
+    reason = kept[0] if kept else lines[0] if lines else repr(exc)
+    return reason.split(". ")[0].rstrip(".")[:300]
 
 
 @functools.cache
@@ -93,38 +118,89 @@ def provenance() -> dict[str, str]:
 MODEL_FORMAT = "fsw-model/1"
 
 
+def state_hash(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of a state dict (names, dtypes, shapes and bytes): torch does not checksum what it reads,
+    so without it a flipped byte in a weight would load silently."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_model(path: str | Path, net: torch.nn.Module, arch: dict, meta: dict) -> Path:
-    """A model file: the state dict, what rebuilds the network (`arch`), and metadata/provenance."""
+    """A model file: the state dict, what rebuilds the network (`arch`), metadata/provenance, and
+    the state dict's sha256 (checked on load)."""
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     payload = {
         "format": MODEL_FORMAT,
         "arch": dict(arch),
         "state_dict": state,
+        "state_hash": state_hash(state),
         "meta": {**meta, **provenance()},
     }
     return torch_save(path, payload)
 
 
 def load_model(path: str | Path) -> tuple[torch.nn.Module, dict, dict]:
-    """Rebuild a network from a model file without executing code; returns (net in eval mode, arch, meta)."""
+    """Rebuild a network from a model file without executing code; returns (net in eval mode, arch, meta).
+
+    The file is untrusted: it is unpickled with torch's allow-list only, its weights are checked
+    against their recorded sha256 (when the file has one), and their names and shapes against the
+    network its `arch` describes, built on the meta device first (so a forged `arch` cannot make
+    us allocate a huge network) before the real one is built.
+    """
     from fsw.errors import ModelFileError
-    from fsw.networks import build_network
+    from fsw.networks import NUM_CLASSES, build_network
 
     payload = safe_torch_load(path, "model", ModelFileError)
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{path} is not an fsw model file (expected format {MODEL_FORMAT!r})")
     arch, meta, state = payload.get("arch"), payload.get("meta", {}), payload.get("state_dict")
-    if not isinstance(arch, dict) or not isinstance(state, dict):
-        raise ModelFileError(f"model file {path} lacks its network description or weights")
+    if not isinstance(arch, dict) or not isinstance(state, dict) or not isinstance(meta, dict):
+        raise ModelFileError(f"model file {path} lacks its network description, weights or metadata")
+    bad = [str(name) for name, value in state.items() if not isinstance(value, torch.Tensor)]
+    if bad or not state:
+        raise ModelFileError(
+            f"model file {path} is malformed: "
+            + (f"weights {', '.join(bad[:5])} are not tensors" if bad else "it holds no weights")
+        )
+    recorded = payload.get("state_hash")
+    if recorded is not None and recorded != state_hash(state):
+        raise ModelFileError(
+            f"model file {path} is corrupt: its weights do not match the sha256 recorded when it was "
+            f"saved (recorded {str(recorded)[:12]}..., content {state_hash(state)[:12]}...)"
+        )
     try:
-        net = build_network(arch)
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in build_network(arch).state_dict().items()}
     except ModelFileError as exc:
-        raise ModelFileError(f"model file {path}: {exc}") from exc
+        raise ModelFileError(f"model file {path}: {exc}") from None
+    name = arch.get("name")
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ModelFileError(
+            f"model file {path}: its weights are not those of network {name!r} (wrong architecture): "
+            f"missing {', '.join(missing[:5]) or 'none'}; unexpected {', '.join(unexpected[:5]) or 'none'}"
+        )
+    wrong = {k: (tuple(state[k].shape), shape) for k, shape in expected.items() if tuple(state[k].shape) != shape}
+    classes = state["classifier.weight"].shape[:1] if "classifier.weight" in expected else None
+    if classes and classes[0] != NUM_CLASSES:
+        raise ModelFileError(
+            f"model file {path}: wrong number of classes: its classifier has {classes[0]} outputs, "
+            f"fsw networks classify the {NUM_CLASSES} MNIST classes"
+        )
+    if wrong:
+        shown = "; ".join(f"{k} is {got}, {name!r} needs {want}" for k, (got, want) in list(wrong.items())[:3])
+        raise ModelFileError(
+            f"model file {path}: its weights do not fit network {name!r} as described by its arch "
+            f"{arch} (wrong architecture or hyper-parameters): {shown}"
+        )
+    net = build_network(arch)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ModelFileError(
-            f"model file {path}: the weights do not fit network {arch.get('name')!r} "
-            f"(wrong architecture or number of classes): {exc}"
-        ) from exc
+        raise ModelFileError(f"model file {path}: the weights do not fit network {name!r}: {exc}") from None
     return net.eval(), arch, meta

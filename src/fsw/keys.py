@@ -179,8 +179,14 @@ def save_key(path: str | Path, key: Key) -> Path:
     )
 
 
-def load_key(path: str | Path) -> Key:
-    """Read a key file without executing code; refuse it if it is empty, malformed or tampered with."""
+def load_key(path: str | Path, expected_hash: str | None = None) -> Key:
+    """Read a key file without executing code; refuse it if it is empty, malformed or tampered with.
+
+    The content hash is checked against the one recorded in the file and, if given, against
+    `expected_hash` (e.g. the `key_hash` of a keygen report or an earlier verify record): the file's
+    own record catches corruption, an external record also catches a key rebuilt with a new hash.
+    Error messages name the file and the fields at fault, never the key's values.
+    """
     payload = safe_torch_load(path, "key", KeyFileError)
     fields = ("inputs", "labels", "is_true_adversary", "source_indices", "eps", "seed", "hash")
     if not isinstance(payload, dict) or payload.get("format") != KEY_FORMAT:
@@ -188,25 +194,65 @@ def load_key(path: str | Path) -> Key:
     missing = [name for name in fields if name not in payload]
     if missing:
         raise KeyFileError(f"key file {path} lacks {', '.join(missing)}")
-    key = Key(**{name: payload[name] for name in fields if name != "hash"}, meta=payload.get("meta", {}))
-    n = len(key.labels)
+    tensors = {
+        "inputs": (torch.float32,),
+        "labels": (torch.int64, torch.int32, torch.int16, torch.uint8),
+        "is_true_adversary": (torch.bool,),
+        "source_indices": (torch.int64, torch.int32),
+    }
+    for name, dtypes in tensors.items():
+        value = payload[name]
+        if not isinstance(value, torch.Tensor) or value.dtype not in dtypes or value.dim() == 0:
+            what = f"a {value.dtype} tensor" if isinstance(value, torch.Tensor) else type(value).__name__
+            raise KeyFileError(
+                f"key file {path} is malformed: {name} is {what}, expected a {dtypes[0]} tensor"
+            )
+    eps, seed, recorded, meta = payload["eps"], payload["seed"], payload["hash"], payload.get("meta", {})
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 < eps <= 1.0:
+        raise KeyFileError(f"key file {path} is malformed: eps must be a number in (0, 1]")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise KeyFileError(f"key file {path} is malformed: seed must be an integer")
+    if not isinstance(recorded, str) or not isinstance(meta, dict):
+        raise KeyFileError(f"key file {path} is malformed: its hash must be a string and meta a dict")
+    n = len(payload["labels"])
     if n == 0:
-        raise KeyFileError(f"key file {path} is empty")
-    if (
-        key.inputs.shape != (n, *INPUT_SHAPE)
-        or key.is_true_adversary.shape != (n,)
-        or key.source_indices.shape != (n,)
-        or key.labels.min() < 0
-        or key.labels.max() >= NUM_CLASSES
+        raise KeyFileError(f"key file {path} is empty: it holds no key items")
+    shapes = {name: tuple(payload[name].shape) for name in tensors}
+    if shapes["inputs"] != (n, *INPUT_SHAPE) or shapes["labels"] != (n,) or any(
+        shapes[name] != (n,) for name in ("is_true_adversary", "source_indices")
     ):
         raise KeyFileError(
-            f"key file {path} is malformed: inputs {tuple(key.inputs.shape)}, labels {n} "
-            f"(expected inputs of shape [l, {', '.join(map(str, INPUT_SHAPE))}] and labels in 0..9)"
+            f"key file {path} does not fit the model: inputs {list(shapes['inputs'])}, labels "
+            f"{list(shapes['labels'])}, is_true_adversary {list(shapes['is_true_adversary'])}, "
+            f"source_indices {list(shapes['source_indices'])}; fsw networks take inputs of shape "
+            f"[l, {', '.join(map(str, INPUT_SHAPE))}] with l labels, flags and source indices"
         )
-    if key.hash != payload["hash"]:
+    labels = payload["labels"].to(torch.int64)
+    if labels.min() < 0 or labels.max() >= NUM_CLASSES:
         raise KeyFileError(
-            f"key file {path} does not match its recorded hash (recorded {payload['hash'][:12]}..., "
-            f"content {key.hash[:12]}...): it was modified after it was made"
+            f"key file {path} does not fit the model: its labels must be classes 0..{NUM_CLASSES - 1}"
+        )
+    inputs = payload["inputs"]
+    if not torch.isfinite(inputs).all() or inputs.min() < 0 or inputs.max() > 1:
+        raise KeyFileError(f"key file {path} is malformed: its inputs must be pixel values in [0, 1]")
+    key = Key(
+        inputs=inputs,
+        labels=labels,
+        is_true_adversary=payload["is_true_adversary"],
+        source_indices=payload["source_indices"].to(torch.int64),
+        eps=float(eps),
+        seed=int(seed),
+        meta=meta,
+    )
+    if key.hash != recorded:
+        raise KeyFileError(
+            f"key file {path} does not match its recorded hash (recorded {recorded[:12]}..., "
+            f"content {key.hash[:12]}...): it was modified or corrupted after it was made"
+        )
+    if expected_hash is not None and key.hash != expected_hash:
+        raise KeyFileError(
+            f"key file {path} is not the expected key: its hash is {key.hash[:12]}..., the record "
+            f"says {str(expected_hash)[:12]}...; it was replaced after the record was made"
         )
     return key
 

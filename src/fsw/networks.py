@@ -90,5 +90,5 @@ def build_network(arch: dict) -> nn.Module:
         raise ModelFileError(f"unknown network {name!r}; known networks: {', '.join(NETWORKS)}")
     try:
         return NETWORKS[name](**arch)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: e.g. a negative layer size
         raise ModelFileError(f"bad hyper-parameters for network {name!r}: {arch} ({exc})") from exc

@@ -23,7 +23,9 @@ def run(cfg: DictConfig) -> dict:
     arch = OmegaConf.to_container(cfg.network.arch, resolve=True)
     net = build_network(arch)
     module = Classifier(net, cfg.network.optimizer, cfg.network.lr)
-    trainer = make_trainer(cfg, max_epochs=int(cfg.network.epochs))
+    trainer = make_trainer(
+        cfg, max_epochs=int(cfg.network.epochs), gradient_clip_val=cfg.network.gradient_clip_val
+    )
     trainer.fit(
         module,
         splits.owner.loader(cfg.batch_size, shuffle=True, seed=cfg.seed),

@@ -21,6 +21,7 @@ from fsw.data import load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, provenance, write_json
 from fsw.keys import Key, load_key
+from fsw.remote import RemoteOracle
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class LocalOracle:
 
 def verify_key(oracle: Oracle, key: Key, z: float, batch_size: int = 100) -> dict:
     """Query the key in batches; count mismatches; decide."""
+    started = time.perf_counter()
     labels = torch.cat([oracle(chunk) for chunk in key.inputs.split(batch_size)])
     errors = int((labels != key.labels).sum())
     threshold = theta(len(key), z)
@@ -79,17 +81,40 @@ def verify_key(oracle: Oracle, key: Key, z: float, batch_size: int = 100) -> dic
         "p_value": p_value(errors, len(key)),
         "marked": errors < threshold,
         "queries": oracle.queries,
+        "query_time_s": round(time.perf_counter() - started, 4),
     }
+
+
+def query_suspect(cfg: DictConfig, net: torch.nn.Module | None, key: Key, decoys: torch.Tensor) -> dict:
+    """verify_key through the remote API at cfg.remote.url if set, else through the local model."""
+    z, batch_size = float(cfg.z), int(cfg.batch_size)
+    if not cfg.remote.url:
+        return {"oracle": "local", **verify_key(LocalOracle(net), key, z, batch_size)}
+    budget = cfg.remote.budget
+    with RemoteOracle.from_config(
+        cfg.remote,
+        batch_size=batch_size,
+        budget=None if budget is None else int(budget),
+        decoys=decoys,
+        decoy_ratio=float(cfg.remote.decoys),
+        seed=int(cfg.seed),
+    ) as oracle:
+        return {"oracle": "remote", **verify_key(oracle, key, z, batch_size)}
 
 
 def run(cfg: DictConfig) -> dict:
     setup_run(cfg)
     started = time.perf_counter()
-    net, arch, meta = load_model(cfg.model_in)
     key = load_key(cfg.key_in)
     test = load_splits(cfg.data).test
+    # A remote suspect may come without its file; the file, when given, fills in the record's
+    # description of the suspect (network, seed, test accuracy) but never answers key queries.
+    if cfg.remote.url and OmegaConf.is_missing(cfg, "model_in"):
+        net, arch, meta = None, {"name": None}, {}
+    else:
+        net, arch, meta = load_model(cfg.model_in)
     suspect = OmegaConf.to_container(cfg.suspect, resolve=True)
-    outcome = verify_key(LocalOracle(net), key, float(cfg.z), int(cfg.batch_size))
+    outcome = query_suspect(cfg, net, key, test.x)
     record = {
         "network": key.meta.get("network"),
         "seed": key.meta.get("model_seed"),
@@ -102,15 +127,15 @@ def run(cfg: DictConfig) -> dict:
         "suspect_seed": meta.get("seed"),
         "attack": suspect["attack"],
         "level": suspect["level"],
-        "test_acc": accuracy(net, test.x, test.y),
+        "test_acc": None if net is None else accuracy(net, test.x, test.y),
         **outcome,
         "wall_time_s": round(time.perf_counter() - started, 3),
         **provenance(),
     }
     log.info(
-        "%s %s vs key %s: %d/%d errors, theta %d -> %s",
-        suspect["kind"], arch["name"], key.hash[:12], outcome["key_errors"], len(key),
-        outcome["theta"], "MARKED" if outcome["marked"] else "not marked",
+        "%s %s (%s) vs key %s: %d/%d errors in %d queries, theta %d -> %s",
+        suspect["kind"], arch["name"], outcome["oracle"], key.hash[:12], outcome["key_errors"],
+        len(key), outcome["queries"], outcome["theta"], "MARKED" if outcome["marked"] else "not marked",
     )
     write_json(cfg.out, record)
     return record

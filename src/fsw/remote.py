@@ -1,0 +1,174 @@
+"""The client of `fsw serve`: a suspect model behind an HTTP API, queried for labels only.
+
+RemoteOracle follows the same protocol as verify.LocalOracle (a `queries` count and
+`oracle(x) -> labels`), so verification and extraction run unchanged against a remote model.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+
+import httpx
+import torch
+from omegaconf import DictConfig
+
+from fsw.errors import ConfigError, FswError
+
+log = logging.getLogger(__name__)
+
+# Answers that may succeed when asked again: overload and server-side failures.
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class QueryBudgetError(FswError):
+    """Sending a query would exceed the verifier's or attacker's query budget."""
+
+
+class RemoteError(FswError):
+    """The remote model refused a query, answered nonsense, or did not answer after the retries."""
+
+
+def encode_images(x: torch.Tensor) -> dict:
+    """The request body of `POST /v1/predict` for images `x`: exact float32 bytes in base64."""
+    array = x.detach().cpu().to(torch.float32).contiguous().numpy().astype("<f4", copy=False)
+    return {
+        "encoding": "base64",
+        "dtype": "float32",
+        "shape": list(array.shape),
+        "data": base64.b64encode(array.tobytes()).decode("ascii"),
+    }
+
+
+class RemoteOracle:
+    """Label queries to the API at `url`, in requests of at most `batch_size` images.
+
+    `queries` counts every image sent, decoys and retried requests included (a request that timed
+    out may still have reached the suspect). A call that would bring it over `budget` is refused
+    with QueryBudgetError before anything is sent. With `decoy_ratio` r > 0, each call mixes
+    round(r * n) images drawn from `decoys` among its n images, in a random order, so that a key is
+    not sent as a recognizable block; only the labels of the caller's images are returned.
+    Failed requests (transport errors, 429, 5xx) are retried `retries` times, waiting
+    `backoff * 2**attempt` seconds; other 4xx answers are not retried.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        batch_size: int = 100,
+        budget: int | None = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        decoys: torch.Tensor | None = None,
+        decoy_ratio: float = 0.0,
+        seed: int = 0,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        if batch_size < 1 or retries < 0 or timeout <= 0 or backoff < 0 or decoy_ratio < 0:
+            raise ConfigError(
+                f"remote oracle: need batch_size >= 1, retries >= 0, timeout > 0, backoff >= 0 and "
+                f"decoy_ratio >= 0, got {batch_size}, {retries}, {timeout}, {backoff}, {decoy_ratio}"
+            )
+        if budget is not None and budget < 0:
+            raise ConfigError(f"query budget must be >= 0 or null (no limit), got {budget}")
+        if decoy_ratio > 0 and (decoys is None or len(decoys) == 0):
+            raise ConfigError("decoy_ratio > 0 needs a pool of decoy images")
+        self.url = url.rstrip("/")
+        self.batch_size = batch_size
+        self.budget = budget
+        self.retries = retries
+        self.backoff = backoff
+        self.decoys = decoys
+        self.decoy_ratio = decoy_ratio
+        self.generator = torch.Generator().manual_seed(seed)
+        self.client = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
+        self.queries = 0
+
+    @classmethod
+    def from_config(cls, remote: DictConfig, **kwargs) -> RemoteOracle:
+        """From a `remote:` config block (url, timeout_s, retries, backoff_s); `kwargs` set the rest."""
+        return cls(
+            str(remote.url),
+            timeout=float(remote.timeout_s),
+            retries=int(remote.retries),
+            backoff=float(remote.backoff_s),
+            **kwargs,
+        )
+
+    def __enter__(self) -> RemoteOracle:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        n_decoys = round(self.decoy_ratio * len(x))
+        self._charge(len(x) + n_decoys, dry_run=True)
+        if n_decoys:
+            picked = torch.randint(len(self.decoys), (n_decoys,), generator=self.generator)
+            mixed = torch.cat([x, self.decoys[picked]])
+            order = torch.randperm(len(mixed), generator=self.generator)
+            answers = self._query(mixed[order])
+            labels = torch.empty_like(answers)
+            labels[order] = answers  # back to the order of `mixed`: the caller's images first
+            return labels[: len(x)]
+        return self._query(x)
+
+    def _query(self, x: torch.Tensor) -> torch.Tensor:
+        labels = [self._post(batch) for batch in x.split(self.batch_size)]
+        return torch.cat(labels) if labels else torch.empty(0, dtype=torch.long)
+
+    def _charge(self, n: int, dry_run: bool = False) -> None:
+        """Count `n` images about to be sent, or raise QueryBudgetError if that exceeds the budget."""
+        if self.budget is not None and self.queries + n > self.budget:
+            raise QueryBudgetError(
+                f"sending {n} more images to {self.url} would make {self.queries + n} queries, over "
+                f"the budget of {self.budget} ({self.budget - self.queries} left); nothing was sent"
+            )
+        if not dry_run:
+            self.queries += n
+
+    def _post(self, batch: torch.Tensor) -> torch.Tensor:
+        body = encode_images(batch)
+        failure = ""
+        for attempt in range(self.retries + 1):
+            self._charge(len(batch))
+            try:
+                response = self.client.post("/v1/predict", json=body)
+            except httpx.TransportError as exc:
+                failure = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code == 200:
+                    return self._labels(response, len(batch))
+                failure = f"HTTP {response.status_code}: {_detail(response)}"
+                if response.status_code not in RETRYABLE_STATUS:
+                    raise RemoteError(f"{self.url} refused a batch of {len(batch)} images ({failure})")
+            if attempt < self.retries:
+                delay = self.backoff * 2**attempt
+                log.warning("query to %s failed (%s); retry %d/%d in %.2f s",
+                            self.url, failure, attempt + 1, self.retries, delay)
+                time.sleep(delay)
+        raise RemoteError(f"{self.url} did not answer after {self.retries + 1} attempts; last: {failure}")
+
+    def _labels(self, response: httpx.Response, expected: int) -> torch.Tensor:
+        try:
+            labels = response.json()["labels"]
+            if len(labels) != expected or not all(isinstance(label, int) for label in labels):
+                raise ValueError(f"{len(labels)} labels for {expected} images")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RemoteError(f"{self.url} answered with no valid labels: {exc}") from exc
+        return torch.tensor(labels, dtype=torch.long)
+
+
+def _detail(response: httpx.Response) -> str:
+    """The server's error message (`detail` of fsw serve's JSON errors), else the start of the body."""
+    try:
+        return str(response.json()["detail"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]

@@ -1,0 +1,300 @@
+"""Stage `serve`: a label-only prediction API for one model file (the suspect "remote" model).
+
+The API answers batches of images with top-1 labels only, as the paper's remote setting assumes.
+Every request is validated (body size, batch size, shape, dtype, value range) and a bad one is
+answered with a 4xx and a message saying what is wrong; the server keeps serving.
+
+Image formats of `POST /v1/predict` (JSON):
+- `{"encoding": "base64", "dtype": "float32" | "uint8", "shape": [N, 1, 28, 28], "data": "..."}`:
+  the tensor's bytes in C order, little-endian, base64-encoded. float32 values must be in [0, 1];
+  uint8 values are pixel intensities 0..255, divided by 255. float32 is exact: the same bytes give
+  the same labels as the model file queried locally.
+- `{"encoding": "list", "images": [...]}`: nested lists of numbers in [0, 1] of shape [N, 1, 28, 28].
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import logging
+import math
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import torch
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from omegaconf import DictConfig
+from pydantic import BaseModel, ConfigDict, Field
+
+from fsw import __version__
+from fsw.classifier import predict
+from fsw.config import setup_run
+from fsw.errors import ConfigError
+from fsw.io import atomic_write, load_model
+from fsw.networks import INPUT_SHAPE
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BATCH = 1000
+# A full batch of float32 images in base64 is 1000 * 784 * 4 * 4/3 bytes, about 4.2 MB.
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DTYPES = {"float32": np.dtype("<f4"), "uint8": np.dtype("u1")}
+
+
+class Base64Images(BaseModel):
+    """A batch as one base64-encoded tensor."""
+
+    model_config = ConfigDict(extra="forbid")
+    encoding: Literal["base64"]
+    dtype: Literal["float32", "uint8"] = Field(description="float32 in [0, 1] or uint8 in 0..255")
+    shape: list[int] = Field(description="[N, 1, 28, 28]", examples=[[2, 1, 28, 28]])
+    data: str = Field(description="the tensor's bytes, C order, little-endian, base64")
+
+
+class ListImages(BaseModel):
+    """A batch as nested lists of numbers in [0, 1]."""
+
+    model_config = ConfigDict(extra="forbid")
+    encoding: Literal["list"]
+    # Checked as one array by numpy, not element-wise by pydantic: a bad batch of 784 numbers per
+    # image would otherwise produce one error message per number.
+    images: list[Any] = Field(description="nested lists of shape [N, 1, 28, 28], values in [0, 1]")
+
+
+PredictRequest = Annotated[Base64Images | ListImages, Field(discriminator="encoding")]
+
+
+class PredictResponse(BaseModel):
+    labels: list[int] = Field(description="the top-1 label of each image, in request order")
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    input_shape: list[int]
+    max_batch: int
+    max_body_bytes: int
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class InvalidImages(ValueError):
+    """A well-formed request whose images cannot be classified; the message says why."""
+
+
+def decode_images(request: Base64Images | ListImages, max_batch: int) -> torch.Tensor:
+    """The request's images as float32 [N, 1, 28, 28] in [0, 1], or InvalidImages."""
+    if isinstance(request, Base64Images):
+        shape = tuple(request.shape)
+        _check_shape(shape, max_batch)
+        try:
+            raw = base64.b64decode(request.data, validate=True)
+        except binascii.Error as exc:
+            raise InvalidImages(f"data is not valid base64: {exc}") from exc
+        dtype = DTYPES[request.dtype]
+        expected = math.prod(shape) * dtype.itemsize
+        if len(raw) != expected:
+            raise InvalidImages(
+                f"data holds {len(raw)} bytes, but shape {list(shape)} of {request.dtype} needs {expected}"
+            )
+        array = np.frombuffer(raw, dtype=dtype).reshape(shape)
+        if request.dtype == "uint8":
+            return torch.from_numpy(array.astype(np.float32) / 255.0)
+    else:
+        try:
+            array = np.asarray(request.images)
+        except ValueError as exc:  # ragged nesting
+            raise InvalidImages(f"images is not a rectangular array of numbers: {exc}") from exc
+        if array.dtype.kind not in "iuf":
+            raise InvalidImages(f"images must hold numbers only, got elements of type {array.dtype}")
+        _check_shape(array.shape, max_batch)
+        array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise InvalidImages("images hold NaN or infinite values; values must be in [0, 1]")
+    low, high = float(array.min()), float(array.max())
+    if low < 0.0 or high > 1.0:
+        raise InvalidImages(f"image values must be in [0, 1], got values in [{low:g}, {high:g}]")
+    return torch.from_numpy(array.copy())  # frombuffer arrays are read-only
+
+
+def _check_shape(shape: tuple[int, ...], max_batch: int) -> None:
+    if len(shape) != 1 + len(INPUT_SHAPE) or tuple(shape[1:]) != INPUT_SHAPE:
+        raise InvalidImages(f"images must have shape [N, {', '.join(map(str, INPUT_SHAPE))}], got {list(shape)}")
+    if not 1 <= shape[0] <= max_batch:
+        raise InvalidImages(f"a batch holds 1 to {max_batch} images, got {shape[0]}")
+
+
+class BodySizeLimit:
+    """ASGI middleware: answer 413 to a request whose body exceeds `max_bytes`, before parsing it.
+
+    A declared Content-Length over the limit is refused without reading the body; a chunked body is
+    read up to the limit only, then passed on whole to the app.
+    """
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send, int(declared))
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send, size)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay():
+            nonlocal delivered
+            if delivered:
+                return await receive()  # what follows the body: a disconnect
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope, receive, send, size: int) -> None:
+        detail = f"request body of {size}+ bytes exceeds the limit of {self.max_bytes} bytes"
+        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+
+
+def _summarize(request: Request, exc: RequestValidationError, shown: int = 3) -> str:
+    """Pydantic's errors as one short line, without echoing the (possibly megabytes of) input."""
+    if "json" not in request.headers.get("content-type", ""):
+        return "the body must be JSON, sent with the header Content-Type: application/json"
+    errors = exc.errors()
+    if errors and errors[0].get("type") == "json_invalid":
+        return f"malformed JSON at character {errors[0]['loc'][-1]}: {errors[0]['ctx']['error']}"
+    parts = [
+        ".".join(str(part) for part in error.get("loc", ())) + f": {error.get('msg')}"
+        for error in errors[:shown]
+    ]
+    more = f" (and {len(errors) - shown} more)" if len(errors) > shown else ""
+    return "invalid request: " + "; ".join(parts) + more
+
+
+def create_app(
+    model_path: str | Path,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """The prediction API of the model file `model_path` (loaded once, without executing code)."""
+    if max_batch < 1 or max_body_bytes < 1:
+        raise ConfigError(f"max_batch and max_body_bytes must be positive, got {max_batch}, {max_body_bytes}")
+    net, arch, _ = load_model(model_path)
+    app = FastAPI(
+        title="fsw label-only prediction API",
+        version=__version__,
+        description=__doc__,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    bad_request = {
+        413: {"model": ErrorResponse, "description": "the body exceeds the size limit"},
+        422: {"model": ErrorResponse, "description": "malformed JSON, wrong shape, dtype, range or batch size"},
+    }
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _summarize(request, exc)}, status_code=422)
+
+    @app.exception_handler(InvalidImages)
+    async def invalid_images(request: Request, exc: InvalidImages) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.get("/health", response_model=HealthResponse)
+    def health() -> HealthResponse:
+        return HealthResponse(
+            status="ok", input_shape=list(INPUT_SHAPE), max_batch=max_batch, max_body_bytes=max_body_bytes
+        )
+
+    # A plain `def`: FastAPI runs it in its thread pool, so concurrent clients do not queue behind
+    # one inference on the event loop. The network is in eval mode and never changed: thread-safe.
+    @app.post("/v1/predict", response_model=PredictResponse, responses=bad_request)
+    def predict_labels(request: PredictRequest) -> PredictResponse:
+        """Top-1 labels of a batch of images; nothing else about the model is revealed."""
+        images = decode_images(request, max_batch)
+        return PredictResponse(labels=predict(net, images).tolist())
+
+    log.info("serving %s model %s (max batch %d, max body %d bytes)", arch["name"], model_path,
+             max_batch, max_body_bytes)
+    return app
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0 = a free port chosen by the OS)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
+    # Listening before uvicorn starts: a client that connects in between waits in the backlog.
+    sock.listen(128)
+    return sock
+
+
+def base_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
+    """Run `app` on a free port of `host` in a background thread; yields its base URL, and stops
+    the server (and waits for it) on exit, even on error. For tests, benchmarks and notebooks."""
+    sock = bind(host, 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield base_url(sock)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def run(cfg: DictConfig) -> None:
+    """Serve cfg.model_in until interrupted (Ctrl-C or SIGTERM stop it gracefully)."""
+    setup_run(cfg)
+    app = create_app(cfg.model_in, int(cfg.max_batch), int(cfg.max_body_bytes))
+    sock = bind(str(cfg.host), int(cfg.port))
+    url = base_url(sock)
+    if cfg.url_file:
+        # Written once the socket listens, so whoever waits for this file can query at once.
+        atomic_write(cfg.url_file, lambda tmp: Path(tmp).write_text(url + "\n"))
+    log.info("listening on %s (OpenAPI description at %s/docs)", url, url)
+    config = uvicorn.Config(
+        app, log_level=str(cfg.log_level), access_log=bool(cfg.access_log),
+        timeout_keep_alive=int(cfg.keep_alive_s),
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()

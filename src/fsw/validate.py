@@ -1,0 +1,260 @@
+"""Range rules for every stage config value, keyed by dotted path; `fsw.config.setup_run` checks them.
+
+Every stage's `run(cfg)` starts with `setup_run(cfg)`, which calls `check_config(cfg)` before any
+data, model or key is read: a bad value (`key.eps=-1`, `key.size=3`, `network.epochs=0`, ...) fails
+at once with `fsw.errors.ConfigError` naming the dotted key, the value and the allowed range. All
+problems of a config are reported together.
+
+Why a table of rules and not Hydra structured configs (dataclasses registered in a ConfigStore):
+
+- OmegaConf checks a structured config's *types* when it merges, but never calls `__post_init__`
+  on a merge, so range checks would still need a separate pass (`OmegaConf.to_object`) in every
+  stage; types alone catch none of the issue's cases (eps=-1, size=3, epochs=0 are well-typed).
+- Structured schemas would have to mirror every YAML group (network/, data/, key/, embed/, trainer/,
+  attack/, ...) in Python and be wired into each primary config's defaults list: two places to edit
+  for each new key, and a schema mismatch fails at compose time with OmegaConf's wording, not ours.
+- A rule applies only where its key exists, so one table serves every stage, old and new (serve,
+  extract, attacks): a new stage calls `setup_run` and gets the checks of the keys it shares; a
+  new key is one line here. `tests/test_config_validation.py` is table-driven over the same table.
+- This module needs only omegaconf (no torch), so the Snakefile can also check the sweep's Hydra
+  `overrides` (`check_sweep`) before any job runs without slowing every `snakemake` call.
+
+Lists of names (networks, optimizers) are repeated here to keep this module torch-free; a test
+checks they equal `fsw.networks.NETWORKS` and `fsw.classifier.OPTIMIZERS`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue, OmegaConfBaseException
+
+from fsw.errors import ConfigError
+
+NETWORK_NAMES = ("mlp", "cnn", "irnn")
+OPTIMIZER_NAMES = ("adam", "sgd", "rmsprop")
+MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one config value may be. `kind`: int, number, bool, choice, str or path."""
+
+    kind: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False  # lo itself is excluded
+    hi_open: bool = False
+    even: bool = False
+    choices: tuple = ()
+    optional: bool = False  # null is allowed
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            text = "one of " + ", ".join(map(str, self.choices))
+        elif self.kind in ("str", "path"):
+            text = "a non-empty " + ("path" if self.kind == "path" else "string")
+        elif self.kind == "bool":
+            text = "true or false"
+        else:
+            text = {"int": "an integer", "number": "a number"}[self.kind]
+            if self.even:
+                text = "an even " + text.split()[-1]
+            if self.lo is not None and self.hi is not None:
+                text += f" in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+            elif self.lo is not None:
+                text += f" {'>' if self.lo_open else '>='} {self.lo:g}"
+            elif self.hi is not None:
+                text += f" {'<' if self.hi_open else '<='} {self.hi:g}"
+        return text + (" (or null)" if self.optional else "")
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return self.optional
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if self.kind == "choice":
+            return value in self.choices
+        if self.kind in ("str", "path"):
+            return isinstance(value, str) and value.strip() != "" and "\x00" not in value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind == "int" and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
+            return False
+        if self.hi is not None and (value > self.hi or (self.hi_open and value == self.hi)):
+            return False
+        return not (self.even and value % 2)
+
+
+def integer(lo=None, hi=None, *, even=False, optional=False) -> Rule:
+    return Rule("int", lo, hi, even=even, optional=optional)
+
+
+def number(lo=None, hi=None, *, lo_open=False, hi_open=False, optional=False) -> Rule:
+    return Rule("number", lo, hi, lo_open=lo_open, hi_open=hi_open, optional=optional)
+
+
+def fraction(*, lo_open=True, hi_open=True) -> Rule:
+    return number(0, 1, lo_open=lo_open, hi_open=hi_open)
+
+
+def choice(*values) -> Rule:
+    return Rule("choice", choices=tuple(values))
+
+
+BOOL = Rule("bool")
+PATH = Rule("path")
+OPTIONAL_PATH = Rule("path", optional=True)
+POSITIVE = integer(1)
+OPTIONAL_POSITIVE = integer(1, optional=True)
+COUNT = integer(0)  # a size that may be zero
+DROPOUT = number(0, 1, hi_open=True)
+LEARNING_RATE = number(0, lo_open=True)
+
+# Every value a stage reads, by dotted path. A rule applies when its key is in the config.
+RULES: dict[str, Rule] = {
+    # _stage.yaml: every stage
+    "seed": integer(0, MAX_SEED),
+    "threads": OPTIONAL_POSITIVE,
+    "batch_size": POSITIVE,
+    # the files Snakemake passes (see the stages' primary configs)
+    "model_in": PATH,
+    "key_in": PATH,
+    "model_out": PATH,
+    "key_out": PATH,
+    "report_out": PATH,
+    "metrics_out": PATH,
+    "out": PATH,
+    "table_csv": PATH,
+    "table_md": PATH,
+    "url_file": OPTIONAL_PATH,
+    # data/
+    "data.name": choice("mnist"),
+    "data.root": PATH,
+    "data.download": BOOL,
+    "data.split_seed": integer(0, MAX_SEED),
+    "data.attacker_size": COUNT,
+    "data.val_size": COUNT,
+    "data.limit_owner": OPTIONAL_POSITIVE,
+    "data.limit_val": OPTIONAL_POSITIVE,
+    "data.limit_attacker": OPTIONAL_POSITIVE,
+    "data.limit_test": OPTIONAL_POSITIVE,
+    # network/
+    "network.arch.name": choice(*NETWORK_NAMES),
+    "network.arch.hidden": POSITIVE,
+    "network.arch.dropout": DROPOUT,
+    "network.arch.dropout_conv": DROPOUT,
+    "network.arch.dropout_dense": DROPOUT,
+    "network.arch.mode": choice("rows", "pixels"),
+    "network.optimizer": choice(*OPTIMIZER_NAMES),
+    "network.lr": LEARNING_RATE,
+    "network.epochs": POSITIVE,
+    # trainer/
+    "trainer.deterministic": BOOL,
+    "trainer.enable_progress_bar": BOOL,
+    "trainer.gradient_clip_val": number(0, optional=True),
+    "trainer.limit_train_batches": number(0, lo_open=True, optional=True),
+    "trainer.limit_val_batches": number(0, optional=True),
+    # key/
+    "key.eps": fraction(hi_open=False),  # (0, 1]: an FGSM step on images in [0, 1]
+    "key.size": integer(2, even=True),  # half true, half false adversaries
+    "key.pool_size": POSITIVE,
+    "key.max_pool": OPTIONAL_POSITIVE,
+    # embed/
+    "embed.optimizer": choice(*OPTIMIZER_NAMES),
+    "embed.lr": LEARNING_RATE,
+    "embed.max_epochs": POSITIVE,
+    "embed.batches_per_epoch": POSITIVE,
+    "embed.key_fraction": fraction(),
+    # verify
+    "z": fraction(),  # significance level of the binomial test
+    # serve
+    "port": integer(0, 65535),  # 0: a free port chosen by the OS
+    "max_batch": POSITIVE,
+    "max_body_bytes": POSITIVE,
+    "keep_alive_s": number(0),
+}
+
+# Keys whose value must be a list of paths (report's records).
+PATH_LISTS = ("records",)
+
+_ABSENT = object()
+
+
+def _problem(path: str, value: Any, rule: Rule) -> str:
+    return f"{path}={value!r} is invalid: it must be {rule.describe()}"
+
+
+def problems(cfg: DictConfig | Mapping) -> list[str]:
+    """Every rule the config breaks, one message each, in the order of RULES."""
+    if not isinstance(cfg, DictConfig):
+        cfg = OmegaConf.create(dict(cfg))
+    found = []
+    for path, rule in RULES.items():
+        try:
+            value = OmegaConf.select(cfg, path, default=_ABSENT, throw_on_missing=True)
+        except MissingMandatoryValue:
+            found.append(f"{path} is required but not set (pass {path}=VALUE)")
+            continue
+        except (InterpolationResolutionError, OmegaConfBaseException) as exc:
+            found.append(f"{path} cannot be resolved: {exc}")
+            continue
+        if value is _ABSENT:
+            continue
+        if isinstance(value, (DictConfig, ListConfig)) or not rule.accepts(value):
+            found.append(_problem(path, value, rule))
+    for path in PATH_LISTS:
+        try:
+            value = OmegaConf.select(cfg, path, default=_ABSENT, throw_on_missing=True)
+        except MissingMandatoryValue:
+            found.append(f"{path} is required but not set (pass {path}=[PATH,...])")
+            continue
+        if value is _ABSENT:
+            continue
+        if not isinstance(value, ListConfig) or len(value) == 0 or not all(PATH.accepts(v) for v in value):
+            found.append(f"{path}={value!r} is invalid: it must be a non-empty list of paths")
+    return found
+
+
+def check_config(cfg: DictConfig | Mapping) -> None:
+    """Raise ConfigError naming every key of a stage config whose value breaks its rule."""
+    found = problems(cfg)
+    if found:
+        raise ConfigError("bad config value" + ("s" if len(found) > 1 else "") + ": " + "; ".join(found))
+
+
+def check_overrides(overrides: Iterable[str], where: str = "overrides") -> list[str]:
+    """The problems of Hydra `key=value` override strings whose key has a rule (no composing needed)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    found = []
+    for text in overrides:
+        try:
+            (override,) = OverridesParser.create().parse_overrides([str(text)])
+        except HydraException as exc:
+            found.append(f"{where}: cannot parse {text!r}: {exc}")
+            continue
+        if override.is_delete() or override.is_sweep_override():
+            continue
+        rule = RULES.get(override.key_or_group)
+        value = override.value()
+        if rule is not None and not rule.accepts(value):
+            found.append(f"{where}: " + _problem(override.key_or_group, value, rule))
+    return found
+
+
+def check_sweep(config: Mapping) -> None:
+    """For the Snakefile: check the Hydra `overrides` of the sweep config before any job runs."""
+    found = []
+    for stage, overrides in (config.get("overrides") or {}).items():
+        found += check_overrides(overrides or [], where=f"overrides.{stage}")
+    if found:
+        raise ConfigError("bad config value" + ("s" if len(found) > 1 else "") + ": " + "; ".join(found))

@@ -1,0 +1,99 @@
+import pytest
+import torch
+
+from fsw.errors import KeyFileError, KeygenError
+from fsw.io import load_model
+from fsw.keys import fgsm, find_candidates, generate_key, load_key, save_key
+from fsw.networks import build_network
+
+
+def tiny_net():
+    torch.manual_seed(0)
+    return build_network({"name": "mlp", "hidden": 16, "dropout": 0.0}).eval()
+
+
+def test_fgsm_is_a_sign_step_clipped_to_the_unit_box():
+    net = tiny_net()
+    x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    x_adv = fgsm(net, x, y, 0.1)
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    moved = (x_adv - x).abs()
+    # Every pixel moves by eps unless clipping stopped it at 0 or 1.
+    clipped = (x_adv == 0) | (x_adv == 1)
+    assert torch.allclose(moved[~clipped], torch.full_like(moved[~clipped], 0.1), atol=1e-6)
+
+
+def test_true_and_false_adversaries(trained_mlp, data_root):
+    from fsw.data import load_mnist
+
+    net, _, _ = load_model(trained_mlp)
+    train, _ = load_mnist(data_root)
+    x, y, index = train.x[:300], train.y[:300], train.index[:300]
+    found = find_candidates(net, x, y, index, eps=0.1)
+    from fsw.classifier import predict
+
+    clean = predict(net, x)
+    adv = predict(net, found.x_adv)
+    assert torch.equal(found.correct, clean == y)
+    assert torch.equal(found.flipped, (clean == y) & (adv != y))
+    assert 0 < int(found.flipped.sum()) < int(found.correct.sum())
+
+
+def test_key_composition_and_labels(trained_mlp, mlp_key, data_root):
+    from fsw.classifier import predict
+    from fsw.data import load_mnist
+
+    key = load_key(mlp_key)
+    net, _, _ = load_model(trained_mlp)
+    train, _ = load_mnist(data_root)
+    assert len(key) == 20 and int(key.is_true_adversary.sum()) == 10
+    # Labels are the ORIGINAL labels of the source images, which the model got right.
+    assert torch.equal(key.labels, train.y[key.source_indices])
+    assert torch.equal(predict(net, train.x[key.source_indices]), key.labels)
+    # True adversaries are misclassified by the source model, false ones are not.
+    wrong = predict(net, key.inputs) != key.labels
+    assert torch.equal(wrong, key.is_true_adversary)
+    assert (key.inputs - train.x[key.source_indices]).abs().max() <= 0.1 + 1e-6
+
+
+def test_key_round_trip_and_hash(mlp_key, tmp_path):
+    key = load_key(mlp_key)
+    save_key(tmp_path / "copy.pt", key)
+    copy = load_key(tmp_path / "copy.pt")
+    assert copy.hash == key.hash and torch.equal(copy.inputs, key.inputs)
+    altered = torch.load(mlp_key, weights_only=True)
+    altered["labels"][0] = (altered["labels"][0] + 1) % 10
+    torch.save(altered, tmp_path / "altered.pt")
+    with pytest.raises(KeyFileError, match="hash"):
+        load_key(tmp_path / "altered.pt")
+
+
+def test_key_is_deterministic_for_a_seed():
+    net = tiny_net()
+    x, y = torch.rand(400, 1, 28, 28), torch.randint(0, 10, (400,))
+    y = net(x).argmax(1).detach()  # every image correctly classified
+    index = torch.arange(400)
+    args = dict(size=10, eps=0.002, pool_size=50)
+    first, _ = generate_key(net, x, y, index, seed=1, **args)
+    second, _ = generate_key(net, x, y, index, seed=1, **args)
+    other, _ = generate_key(net, x, y, index, seed=2, **args)
+    assert first.hash == second.hash
+    assert first.hash != other.hash
+
+
+def test_pool_grows_then_fails_with_counts():
+    net = tiny_net()
+    x = torch.rand(200, 1, 28, 28)
+    y = net(x).argmax(1).detach()
+    _, diagnostics = generate_key(net, x, y, torch.arange(200), size=10, eps=0.05, seed=0, pool_size=10)
+    assert diagnostics["pool_size"] > 10  # the pool of 10 could not hold 5 of each kind
+    with pytest.raises(KeygenError, match=r"gave \d+ true and \d+ false adversaries"):
+        generate_key(net, x, y, torch.arange(200), size=400, eps=0.05, seed=0, pool_size=10)
+
+
+@pytest.mark.parametrize("size", [0, 3, -2])
+def test_bad_key_size(size):
+    net = tiny_net()
+    with pytest.raises(KeygenError, match="even"):
+        generate_key(net, torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long), torch.arange(4),
+                     size=size, eps=0.1, seed=0, pool_size=4)

@@ -1,0 +1,49 @@
+import pytest
+import torch
+
+from fsw.errors import ModelFileError
+from fsw.io import load_model, save_model
+from fsw.networks import NETWORKS, build_network
+
+ARCHS = [
+    {"name": "mlp", "hidden": 512, "dropout": 0.2},
+    {"name": "cnn"},
+    {"name": "irnn", "hidden": 100, "mode": "rows"},
+    {"name": "irnn", "hidden": 8, "mode": "pixels"},
+]
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=lambda a: f"{a['name']}-{a.get('mode', '')}")
+def test_output_shape(arch):
+    net = build_network(arch).eval()
+    assert net(torch.rand(5, 1, 28, 28)).shape == (5, 10)
+
+
+def test_paper_sizes():
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    # Parameter counts of the Keras examples the paper used.
+    assert count(build_network({"name": "mlp"})) == 669_706
+    assert count(build_network({"name": "cnn"})) == 1_199_882
+    irnn = build_network({"name": "irnn"})
+    assert torch.equal(irnn.rnn.weight_hh_l0, torch.eye(100))  # identity recurrent initialisation
+
+
+def test_registry_has_the_papers_networks():
+    assert set(NETWORKS) == {"mlp", "cnn", "irnn"}
+
+
+@pytest.mark.parametrize("arch", [{"name": "resnet"}, {"name": "mlp", "depth": 3}, {"name": "irnn", "mode": "cols"}])
+def test_bad_arch_is_a_clear_error(arch):
+    with pytest.raises(ModelFileError, match="network"):
+        build_network(arch)
+
+
+def test_model_file_round_trip(tmp_path):
+    arch = {"name": "mlp", "hidden": 32, "dropout": 0.0}
+    net = build_network(arch)
+    save_model(tmp_path / "m.pt", net, arch, {"seed": 3})
+    loaded, loaded_arch, meta = load_model(tmp_path / "m.pt")
+    assert loaded_arch == arch and meta["seed"] == 3 and "git_commit" in meta
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.equal(net.eval()(x), loaded(x))
+    assert not loaded.training

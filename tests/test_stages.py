@@ -1,0 +1,49 @@
+"""Each stage's run(cfg) on tiny real data, chained as the workflow chains them."""
+
+import json
+
+import pandas as pd
+
+from fsw import report, verify
+from fsw.io import read_json
+from tests.conftest import tiny
+
+
+def test_train_metrics(trained_mlp):
+    metrics = read_json(trained_mlp.parent / "metrics.json")
+    assert metrics["network"] == "mlp" and metrics["train_size"] == 2000
+    assert metrics["test_acc"] > 0.8
+
+
+def test_keygen_diagnostics(mlp_key):
+    diagnostics = read_json(mlp_key.parent / "keygen.json")
+    assert diagnostics["true_adversaries_found"] >= 10 and diagnostics["false_adversaries_found"] >= 10
+    assert diagnostics["pool_size"] >= 20
+
+
+def test_embed_stitches_the_key(marked_mlp):
+    metrics = read_json(marked_mlp.parent / "metrics.json")
+    assert metrics["key_acc_before"] == 0.5  # half the key are true adversaries of the source model
+    assert metrics["key_acc_after"] == 1.0 and metrics["stitched"]
+    assert metrics["test_acc_drop"] < 0.05
+
+
+def test_verify_marked_and_unmarked_then_report(trained_mlp, marked_mlp, mlp_key, tmp_path):
+    records = []
+    for kind, model in (("marked", marked_mlp), ("unmarked", trained_mlp)):
+        out = tmp_path / f"{kind}.json"
+        verify.run(tiny("verify", f"model_in={model}", f"key_in={mlp_key}", f"out={out}", f"suspect.kind={kind}"))
+        records.append(out)
+    marked, unmarked = (read_json(p) for p in records)
+    assert marked["marked"] and marked["key_errors"] < marked["theta"] == 6
+    assert not unmarked["marked"] and unmarked["key_errors"] == 10  # exactly the true adversaries
+    assert marked["queries"] == 20 and marked["key_hash"] == unmarked["key_hash"]
+    for field in ("network", "seed", "eps", "key_size", "model_kind", "test_acc", "key_errors", "theta",
+                  "z", "p_value", "marked", "key_hash", "fsw_version", "git_commit"):
+        assert field in marked
+
+    csv, md = tmp_path / "t.csv", tmp_path / "t.md"
+    report.run(tiny("report", f"records=[{records[0]},{records[1]}]", f"table_csv={csv}", f"table_md={md}"))
+    table = pd.read_csv(csv)
+    assert len(table) == 2 and set(table.model_kind) == {"marked", "unmarked"}
+    assert "detected_marked" in md.read_text() and json.dumps(marked["key_errors"]) in md.read_text()
