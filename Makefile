@@ -10,7 +10,7 @@ SHARED_DATA := $(abspath ../shared/data)
 FSW_DATA_ROOT ?= $(if $(wildcard $(SHARED_DATA)/MNIST/raw),$(SHARED_DATA),$(CURDIR)/data)
 export FSW_DATA_ROOT
 
-.PHONY: setup run smoke test report clean
+.PHONY: setup run smoke test readme clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml
 
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
+
+readme: setup
+	$(BIN)/python -m fsw.readme --results results --readme README.md
 
 smoke: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml

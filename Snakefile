@@ -25,4 +25,5 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         rules.report.output,
+        rules.sweep_config.output,
     default_target: True

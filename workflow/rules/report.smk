@@ -16,3 +16,16 @@ rule report:
     threads: 1
     script:
         "../scripts/report.py"
+
+
+rule sweep_config:
+    """The grid this sweep ran with, kept beside its results."""
+    output:
+        R + "/config.yaml",
+    log:
+        R + "/logs/sweep_config.log",
+    run:
+        import yaml
+        from fsw.io import atomic_write
+
+        atomic_write(output[0], lambda tmp: Path(tmp).write_text(yaml.safe_dump(dict(config), sort_keys=False)))

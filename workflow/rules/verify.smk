@@ -12,6 +12,8 @@ rule verify_marked:
         + ["suspect.kind=marked", f"suspect.attack={wc.attack}", f"suspect.level={wc.level}"],
     log:
         R + "/logs/verify/{network}/s{seed}/eps{eps}/l{key_size}/marked/{attack}/{level}.log",
+    benchmark:
+        R + "/benchmarks/verify/{network}/s{seed}/eps{eps}/l{key_size}/marked/{attack}/{level}.tsv"
     threads: 1
     script:
         "../scripts/verify.py"
@@ -27,6 +29,8 @@ rule verify_unmarked:
         overrides=lambda wc: overrides("verify") + ["suspect.kind=unmarked"],
     log:
         R + "/logs/verify/{network}/s{seed}/eps{eps}/l{key_size}/unmarked/{suspect_network}/s{suspect_seed}.log",
+    benchmark:
+        R + "/benchmarks/verify/{network}/s{seed}/eps{eps}/l{key_size}/unmarked/{suspect_network}/s{suspect_seed}.tsv"
     threads: 1
     script:
         "../scripts/verify.py"

@@ -1,0 +1,88 @@
+"""Time one training epoch of each network through Lightning and through a plain torch loop.
+
+Both loops see the same data (the owner's MNIST split), batch size, optimizer and threads; the ratio
+Lightning / plain is Lightning's overhead (target <= 1.10). Results: benchmarks/results/lightning.json.
+
+    python benchmarks/bench_lightning.py [--networks mlp cnn irnn] [--batches N] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from fsw.classifier import OPTIMIZERS, Classifier
+from fsw.config import compose, make_trainer
+from fsw.data import load_splits
+from fsw.networks import build_network
+
+OUT = Path(__file__).resolve().parent / "results" / "lightning.json"
+
+
+def plain_epoch(net, loader, optimizer_name: str, lr: float, batches: int) -> float:
+    optimizer = OPTIMIZERS[optimizer_name](net.parameters(), lr=lr)
+    net.train()
+    started = time.perf_counter()
+    for step, (x, y) in enumerate(loader):
+        if step == batches:
+            break
+        optimizer.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        optimizer.step()
+    return time.perf_counter() - started
+
+
+def lightning_epoch(cfg, net, loader, batches: int) -> float:
+    module = Classifier(net, cfg.network.optimizer, cfg.network.lr)
+    trainer = make_trainer(cfg, max_epochs=1, limit_train_batches=batches, limit_val_batches=0,
+                           enable_progress_bar=False, accelerator="cpu")
+    started = time.perf_counter()
+    trainer.fit(module, loader)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--networks", nargs="+", default=["mlp", "cnn", "irnn"])
+    parser.add_argument("--batches", type=int, default=None, help="batches per epoch (default: all)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2, help="alternating timings per loop; best kept")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = []
+    for name in args.networks:
+        cfg = compose("train", [f"network={name}"])
+        owner = load_splits(cfg.data).owner
+        batches = args.batches or -(-len(owner) // cfg.batch_size)
+        arch = OmegaConf.to_container(cfg.network.arch, resolve=True)
+        plain, lightning = [], []
+        for repeat in range(args.repeats):  # alternate so that machine noise hits both loops alike
+            pl.seed_everything(repeat, verbose=False)
+            plain.append(plain_epoch(build_network(arch), owner.loader(cfg.batch_size, shuffle=True),
+                                     cfg.network.optimizer, cfg.network.lr, batches))
+            pl.seed_everything(repeat, verbose=False)
+            lightning.append(lightning_epoch(cfg, build_network(arch), owner.loader(cfg.batch_size, shuffle=True),
+                                             batches))
+        row = {"network": name, "batches": batches, "batch_size": cfg.batch_size,
+               "plain_s": round(min(plain), 3), "lightning_s": round(min(lightning), 3)}
+        row["ratio"] = round(row["lightning_s"] / row["plain_s"], 3)
+        row["within_target"] = row["ratio"] <= 1.10
+        rows.append(row)
+        print(json.dumps(row))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    result = {"threads": args.threads, "torch": torch.__version__, "lightning": pl.__version__,
+              "machine": platform.machine(), "cpus": torch.get_num_threads(), "rows": rows}
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written {OUT}")
+
+
+if __name__ == "__main__":
+    main()
