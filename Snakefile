@@ -5,6 +5,8 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
+from fsw.validate import check_sweep
+
 min_version("9.0")
 
 
@@ -12,12 +14,14 @@ configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 
 validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+check_sweep(config)  # the Hydra overrides inside the grid, range-checked before any job runs
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/keys.smk"
 include: "workflow/rules/embed.smk"
+include: "workflow/rules/attack.smk"
 include: "workflow/rules/verify.smk"
 include: "workflow/rules/report.smk"
 

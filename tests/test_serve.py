@@ -1,4 +1,4 @@
-"""The prediction API (fsw serve) and its client (fsw.remote), on a server run on a loopback port."""
+"""The prediction API (fsw serve) and its client (fsw.remote), served on a loopback port."""
 
 import base64
 import json
@@ -15,7 +15,7 @@ from fsw.classifier import predict
 from fsw.data import load_splits
 from fsw.io import load_model
 from fsw.remote import QueryBudgetError, RemoteError, RemoteOracle, encode_images
-from fsw.serve import create_app, serve_in_thread
+from fsw.serve import create_app, serve_in_subprocess, serve_in_thread
 from tests.conftest import tiny
 
 MAX_BATCH = 64
@@ -29,7 +29,9 @@ def marked_net(marked_mlp):
 
 @pytest.fixture(scope="module")
 def server(marked_mlp):
-    with serve_in_thread(create_app(marked_mlp, max_batch=MAX_BATCH, max_body_bytes=MAX_BODY)) as url:
+    with serve_in_thread(
+        create_app(marked_mlp, max_batch=MAX_BATCH, max_body_bytes=MAX_BODY)
+    ) as url:
         yield url
 
 
@@ -50,8 +52,12 @@ def b64(tensor: torch.Tensor) -> str:
 
 def test_health_and_openapi(client):
     health = client.get("/health").json()
-    assert health == {"status": "ok", "input_shape": [1, 28, 28], "max_batch": MAX_BATCH,
-                      "max_body_bytes": MAX_BODY}
+    assert health == {
+        "status": "ok",
+        "input_shape": [1, 28, 28],
+        "max_batch": MAX_BATCH,
+        "max_body_bytes": MAX_BODY,
+    }
     spec = client.get("/openapi.json").json()
     assert {"/health", "/v1/predict"} <= set(spec["paths"])
 
@@ -60,8 +66,15 @@ def test_labels_of_every_encoding_match_the_model(client, marked_net, images):
     pixels = (images * 255).round().to(torch.uint8)
     cases = {
         "float32": (encode_images(images), images),
-        "uint8": ({"encoding": "base64", "dtype": "uint8", "shape": list(pixels.shape), "data": b64(pixels)},
-                  pixels.float() / 255),
+        "uint8": (
+            {
+                "encoding": "base64",
+                "dtype": "uint8",
+                "shape": list(pixels.shape),
+                "data": b64(pixels),
+            },
+            pixels.float() / 255,
+        ),
         "list": ({"encoding": "list", "images": images[:8].tolist()}, images[:8]),
     }
     for name, (body, seen) in cases.items():
@@ -75,29 +88,49 @@ def _base64_body(tensor: torch.Tensor, **changes) -> dict:
 
 
 ONE = torch.full((1, 1, 28, 28), 0.5)
+JSON = {"content-type": "application/json"}
+
+
+def as_list(images) -> dict:
+    return {"json": {"encoding": "list", "images": images}}
+
+
+# name -> (httpx.post arguments, expected status, a phrase of the expected message)
 BAD_REQUESTS = {
-    "malformed JSON": (dict(content=b'{"encoding": "list"', headers={"content-type": "application/json"}),
-                       422, "malformed JSON"),
-    "not JSON": (dict(content=b"hello", headers={"content-type": "text/plain"}), 422, "must be JSON"),
-    "unknown encoding": (dict(json={"encoding": "png", "data": ""}), 422, "encoding"),
-    "unknown field": (dict(json={**encode_images(ONE), "labels": [1]}), 422, "labels"),
-    "wrong dtype": (dict(json=_base64_body(ONE, dtype="float64")), 422, "dtype"),
-    "wrong shape": (dict(json=_base64_body(ONE, shape=[1, 28, 28])), 422, "shape [N, 1, 28, 28]"),
-    "wrong length": (dict(json=_base64_body(ONE, shape=[2, 1, 28, 28])), 422, "needs 6272"),
-    "bad base64": (dict(json=_base64_body(ONE, data="@@@@")), 422, "base64"),
-    "above 1": (dict(json=encode_images(ONE * 3)), 422, "[0, 1]"),
-    "NaN": (dict(json=encode_images(ONE * float("nan"))), 422, "NaN"),
-    "negative list": (dict(json={"encoding": "list", "images": (-ONE).tolist()}), 422, "[0, 1]"),
-    "ragged list": (dict(json={"encoding": "list", "images": [[[0.5] * 28] * 28, [[0.5]]]}), 422, "rectangular"),
-    "strings in list": (dict(json={"encoding": "list", "images": [[["a"] * 28] * 28]}), 422, "numbers"),
-    "empty batch": (dict(json=encode_images(torch.zeros(0, 1, 28, 28))), 422, "1 to 64"),
-    "batch too large": (dict(json={"encoding": "list", "images": torch.zeros(MAX_BATCH + 1, 1, 28, 28).int().tolist()}),
-                        422, "1 to 64"),
-    "body too large": (dict(content=b"x" * (MAX_BODY + 1), headers={"content-type": "application/json"}),
-                       413, "exceeds the limit"),
+    "malformed JSON": ({"content": b'{"encoding": "list"', "headers": JSON}, 422, "malformed JSON"),
+    "not JSON": (
+        {"content": b"hello", "headers": {"content-type": "text/plain"}},
+        422,
+        "must be JSON",
+    ),
+    "unknown encoding": ({"json": {"encoding": "png", "data": ""}}, 422, "encoding"),
+    "unknown field": ({"json": {**encode_images(ONE), "labels": [1]}}, 422, "labels"),
+    "wrong dtype": ({"json": _base64_body(ONE, dtype="float64")}, 422, "dtype"),
+    "wrong shape": ({"json": _base64_body(ONE, shape=[1, 28, 28])}, 422, "shape [N, 1, 28, 28]"),
+    "wrong length": ({"json": _base64_body(ONE, shape=[2, 1, 28, 28])}, 422, "needs 6272"),
+    "bad base64": ({"json": _base64_body(ONE, data="@@@@")}, 422, "base64"),
+    "above 1": ({"json": encode_images(ONE * 3)}, 422, "[0, 1]"),
+    "NaN": ({"json": encode_images(ONE * float("nan"))}, 422, "NaN"),
+    "negative list": (as_list((-ONE).tolist()), 422, "[0, 1]"),
+    "ragged list": (as_list([[[0.5] * 28] * 28, [[0.5]]]), 422, "rectangular"),
+    "strings in list": (as_list([[["a"] * 28] * 28]), 422, "numbers"),
+    "empty batch": ({"json": encode_images(torch.zeros(0, 1, 28, 28))}, 422, "1 to 64"),
+    "batch too large": (
+        as_list(torch.zeros(MAX_BATCH + 1, 1, 28, 28).int().tolist()),
+        422,
+        "1 to 64",
+    ),
+    "body too large": (
+        {"content": b"x" * (MAX_BODY + 1), "headers": JSON},
+        413,
+        "exceeds the limit",
+    ),
     # No Content-Length: the server counts the bytes of the chunked body as they come.
-    "chunked body too large": (dict(content=iter([b"x" * 100_000] * 4), headers={"content-type": "application/json"}),
-                               413, "exceeds the limit"),
+    "chunked body too large": (
+        {"content": iter([b"x" * 100_000] * 4), "headers": JSON},
+        413,
+        "exceeds the limit",
+    ),
 }
 
 
@@ -112,36 +145,54 @@ def test_bad_request_gets_a_4xx_and_the_server_goes_on(client, name, images):
 
 @pytest.mark.parametrize("decoys", [0.0, 1.0])
 @pytest.mark.parametrize("suspect", ["marked", "unmarked"])
-def test_remote_verification_equals_local(suspect, decoys, marked_mlp, trained_mlp, mlp_key, tmp_path):
+def test_remote_verification_equals_local(
+    suspect, decoys, marked_mlp, trained_mlp, mlp_key, tmp_path
+):
     model = marked_mlp if suspect == "marked" else trained_mlp
     common = [f"model_in={model}", f"key_in={mlp_key}", f"suspect.kind={suspect}"]
     local = verify.run(tiny("verify", *common, f"out={tmp_path}/local.json"))
     with serve_in_thread(create_app(model)) as url:
-        remote = verify.run(tiny("verify", *common, f"out={tmp_path}/remote.json", f"remote.url={url}",
-                                 f"remote.decoys={decoys}", "remote.budget=100"))
+        remote = verify.run(
+            tiny(
+                "verify",
+                *common,
+                f"out={tmp_path}/remote.json",
+                f"remote.url={url}",
+                f"remote.decoys={decoys}",
+                "remote.budget=100",
+            )
+        )
     assert (local["oracle"], remote["oracle"]) == ("local", "remote")
-    decision = ["key_errors", "key_errors_true_adv", "key_errors_false_adv", "theta", "p_value", "marked",
-                "test_acc", "key_hash", "suspect_network"]
+    decision = [
+        "key_errors",
+        "key_errors_true_adv",
+        "key_errors_false_adv",
+        "theta",
+        "p_value",
+        "marked",
+        "test_acc",
+        "key_hash",
+        "suspect_network",
+    ]
     assert {k: remote[k] for k in decision} == {k: local[k] for k in decision}
     assert local["marked"] == (suspect == "marked")
     assert remote["queries"] == local["queries"] * (1 + decoys) == 20 * (1 + decoys)
     assert json.loads((tmp_path / "remote.json").read_text())["queries"] == remote["queries"]
 
 
-def test_remote_verification_without_the_model_file(server, mlp_key, tmp_path):
-    record = verify.run(tiny("verify", f"key_in={mlp_key}", f"out={tmp_path}/r.json", f"remote.url={server}"))
-    assert record["marked"] and record["test_acc"] is None and record["suspect_network"] is None
-
-
 def test_decoys_hide_the_key_among_other_images(server, marked_net, images):
     key_like, decoys = images[:10], images[10:]
     sent = []
     with RemoteOracle(server, decoys=decoys, decoy_ratio=2.0, seed=1) as oracle:
-        oracle.client.event_hooks["request"].append(lambda request: sent.append(json.loads(request.content)))
+        oracle.client.event_hooks["request"].append(
+            lambda request: sent.append(json.loads(request.content))
+        )
         labels = oracle(key_like)
     assert labels.tolist() == predict(marked_net, key_like).tolist()
     assert oracle.queries == 30
-    batch = torch.frombuffer(bytearray(base64.b64decode(sent[0]["data"])), dtype=torch.float32).view(-1, 1, 28, 28)
+    batch = torch.frombuffer(
+        bytearray(base64.b64decode(sent[0]["data"])), dtype=torch.float32
+    ).view(-1, 1, 28, 28)
     positions = [int((batch == item).flatten(1).all(1).nonzero()[0]) for item in key_like]
     assert positions != list(range(10))  # not the first block of the request
 
@@ -163,10 +214,19 @@ def test_client_refuses_to_exceed_its_budget_before_sending(server, images):
 
 
 def test_client_retries_server_errors_with_backoff(images):
-    answers = iter([httpx.Response(503, json={"detail": "busy"}), httpx.Response(500, text="oops"),
-                    httpx.Response(200, json={"labels": [3, 4]})])
-    oracle = RemoteOracle("http://fsw.test", retries=2, backoff=0.01,
-                          transport=httpx.MockTransport(lambda request: next(answers)))
+    answers = iter(
+        [
+            httpx.Response(503, json={"detail": "busy"}),
+            httpx.Response(500, text="oops"),
+            httpx.Response(200, json={"labels": [3, 4]}),
+        ]
+    )
+    oracle = RemoteOracle(
+        "http://fsw.test",
+        retries=2,
+        backoff=0.01,
+        transport=httpx.MockTransport(lambda request: next(answers)),
+    )
     assert oracle(images[:2]).tolist() == [3, 4]
     assert oracle.queries == 6  # every attempt may have reached the suspect
 
@@ -189,9 +249,9 @@ def test_client_gives_up_on_an_unreachable_server(images):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     started = time.perf_counter()
-    with RemoteOracle(f"http://127.0.0.1:{port}", retries=2, backoff=0.01, timeout=2) as oracle:
-        with pytest.raises(RemoteError, match="after 3 attempts"):
-            oracle(images[:2])
+    oracle = RemoteOracle(f"http://127.0.0.1:{port}", retries=2, backoff=0.01, timeout=2)
+    with oracle, pytest.raises(RemoteError, match="after 3 attempts"):
+        oracle(images[:2])
     assert time.perf_counter() - started < 10
 
 
@@ -204,11 +264,21 @@ def test_concurrent_clients(server, marked_net, images):
         with httpx.Client(base_url=server, timeout=10) as client:
             for request in range(requests_each):
                 start = (index * requests_each + request) % (len(images) - batch)
-                response = client.post("/v1/predict", json=encode_images(images[start:start + batch]))
-                if response.status_code != 200 or response.json()["labels"] != expected[start:start + batch]:
-                    problems.append(f"client {index} request {request}: {response.status_code} {response.text}")
+                chunk = slice(start, start + batch)
+                response = client.post("/v1/predict", json=encode_images(images[chunk]))
+                if response.status_code != 200 or response.json()["labels"] != expected[chunk]:
+                    problems.append(f"client {index} request {request}: {response.text}")
         return problems
 
     with ThreadPoolExecutor(clients) as pool:
         problems = [p for result in pool.map(client_session, range(clients)) for p in result]
     assert problems == []
+
+
+def test_fsw_serve_process_answers_and_is_stopped_on_exit(marked_mlp, tmp_path):
+    log = tmp_path / "serve.log"
+    with serve_in_subprocess(marked_mlp, "threads=1", log_path=log) as url:
+        assert httpx.get(f"{url}/health", timeout=10).json()["status"] == "ok"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/health", timeout=10)
+    assert "Finished server process" in log.read_text()  # a graceful stop, not a kill

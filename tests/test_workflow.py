@@ -30,18 +30,29 @@ def smoke_run(tmp_path_factory):
 
 def test_smoke_sweep_detects_marked_not_unmarked(smoke_run):
     table = pd.read_csv(smoke_run / "tables" / "verification.csv")
-    assert set(table.network) == {"mlp", "cnn", "irnn"}
-    marked = table[table.model_kind == "marked"]
-    unmarked = table[table.model_kind == "unmarked"]
-    assert len(marked) == 3 and marked.marked.all()
-    assert len(unmarked) == 3 and not unmarked.marked.any()
+    assert set(table.network) == {"mlp", "irnn"}
+    baseline = table[(table.model_kind == "marked") & (table.attack == "none")]
+    source = table[(table.model_kind == "unmarked") & (table.suspect_network == table.network)
+                   & (table.suspect_seed == table.seed)]
+    assert len(baseline) == 2 and baseline.marked.all()
+    assert len(source) == 2 and not source.marked.any()
     assert (smoke_run / "tables" / "verification.md").read_text().count("|") > 20
 
 
+def test_every_attack_and_null_model_is_verified(smoke_run):
+    table = pd.read_csv(smoke_run / "tables" / "verification.csv")
+    attacked = table[(table.model_kind == "marked") & (table.attack != "none")]
+    assert len(attacked) == 2 * 9 and attacked.groupby("network").attack.nunique().eq(9).all()
+    nulls = table[table.model_kind == "unmarked"]
+    assert len(nulls) == 2 * 2 * 3  # 2 keys x (2 networks x 3 seeds: the source's and 2 null seeds)
+    assert (smoke_run / "tables" / "false_positives" / "rates.csv").exists()
+    assert any((smoke_run / "plots").glob("*.png"))
+
+
 def test_every_rule_logged_and_expensive_ones_benchmarked(smoke_run):
-    for rule in ("train", "keygen", "embed", "verify", "report"):
+    for rule in ("train", "keygen", "embed", "attack", "verify", "report"):
         assert any((smoke_run / "logs" / rule).rglob("*.log")) or (smoke_run / "logs" / f"{rule}.log").exists()
-    for rule in ("train", "keygen", "embed"):
+    for rule in ("train", "keygen", "embed", "attack"):
         assert any((smoke_run / "benchmarks" / rule).rglob("*.tsv"))
 
 

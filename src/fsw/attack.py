@@ -7,11 +7,10 @@ import time
 
 from omegaconf import DictConfig, OmegaConf
 
-from fsw.attacks import ATTACKS, apply_attack, check_attack
+from fsw.attacks import apply_attack, check_attack
 from fsw.classifier import accuracy
 from fsw.config import setup_run
 from fsw.data import load_splits
-from fsw.errors import ConfigError
 from fsw.io import load_model, save_model, write_json
 
 log = logging.getLogger(__name__)
@@ -21,9 +20,7 @@ def run(cfg: DictConfig) -> dict:
     setup_run(cfg)
     started = time.perf_counter()
     name = cfg.attack.name
-    if OmegaConf.is_missing(cfg.attack, "level") and name in ATTACKS:
-        raise ConfigError(f"attack {name!r} needs attack.level: {ATTACKS[name].level_meaning}")
-    level = cfg.attack.level
+    level = OmegaConf.select(cfg, "attack.level")  # None when unset (???): check_attack says why
     check_attack(name, level)  # before the slow part, so that a bad sweep point fails at once
     net, arch, meta = load_model(cfg.model_in)
     splits = load_splits(cfg.data)
@@ -44,14 +41,22 @@ def run(cfg: DictConfig) -> dict:
     metrics["test_acc_drop"] = metrics["test_acc_before"] - metrics["test_acc_after"]
     log.info(
         "%s %s at level %s: test accuracy %.4f -> %.4f",
-        arch["name"], name, level, metrics["test_acc_before"], metrics["test_acc_after"],
+        arch["name"],
+        name,
+        level,
+        metrics["test_acc_before"],
+        metrics["test_acc_after"],
     )
     save_model(
         cfg.model_out,
         attacked,
         arch,
-        {**{k: v for k, v in meta.items() if k in ("network", "seed")}, "kind": "attacked", "attack": name,
-         "level": level},
+        {
+            **{k: v for k, v in meta.items() if k in ("network", "seed")},
+            "kind": "attacked",
+            "attack": name,
+            "level": level,
+        },
     )
     write_json(cfg.metrics_out, metrics)
     return metrics

@@ -35,22 +35,31 @@ FGSM_BATCH = 500  # images per gradient computation: bounds the memory of a CNN'
 
 @contextlib.contextmanager
 def victim_oracle(cfg: DictConfig, budget: int) -> Iterator[Oracle]:
-    """The victim's API at cfg.remote.url, else the victim file cfg.model_in queried here."""
+    """The victim's API at cfg.remote.url, else the victim file cfg.victim_in queried here."""
     if cfg.remote.url:
-        with RemoteOracle.from_config(cfg.remote, batch_size=int(cfg.remote.batch_size), budget=budget) as oracle:
+        with RemoteOracle.from_config(
+            cfg.remote, batch_size=int(cfg.remote.batch_size), budget=budget
+        ) as oracle:
             yield oracle
-    elif cfg.model_in:
-        yield LocalOracle(load_model(cfg.model_in)[0])
+    elif cfg.victim_in:
+        yield LocalOracle(load_model(cfg.victim_in)[0])
     else:
-        raise ConfigError("extract needs the victim: remote.url (its API) or model_in (its file)")
+        raise ConfigError("extract needs the victim: remote.url (its API) or victim_in (its file)")
 
 
-def train_surrogate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: DictConfig) -> torch.nn.Module:
-    """Train `net` (from its current weights) on the victim's labels `y` of images `x`."""
+def train_surrogate(
+    net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: DictConfig
+) -> torch.nn.Module:
+    """Train `net` (from its current weights) on the victim's labels `y` of images `x`; without
+    validation, as the attacker holds no labelled data of its own."""
     module = Classifier(net, cfg.network.optimizer, cfg.network.lr)
-    trainer = make_trainer(cfg, max_epochs=int(cfg.network.epochs), num_sanity_val_steps=0)
+    trainer = make_trainer(
+        cfg, max_epochs=int(cfg.network.epochs), gradient_clip_val=cfg.network.gradient_clip_val
+    )
     generator = torch.Generator().manual_seed(int(cfg.seed))
-    loader = DataLoader(TensorDataset(x, y), batch_size=int(cfg.batch_size), shuffle=True, generator=generator)
+    loader = DataLoader(
+        TensorDataset(x, y), batch_size=int(cfg.batch_size), shuffle=True, generator=generator
+    )
     trainer.fit(module, loader)
     return module.net.cpu().eval()
 
@@ -62,31 +71,48 @@ def query_set_size(budget: int, rounds: int, available: int) -> int:
         raise ConfigError(f"augment_rounds must be >= 0, got {rounds}")
     per_set = min(budget // (rounds + 1), available)
     if per_set < 1:
-        raise ConfigError(f"a budget of {budget} queries leaves nothing for {rounds + 1} query sets "
-                          f"of the attacker's {available} images")
+        raise ConfigError(
+            f"a budget of {budget} queries leaves nothing for {rounds + 1} query sets "
+            f"of the attacker's {available} images"
+        )
     return per_set
 
 
-def extract(oracle: Oracle, images: torch.Tensor, per_set: int, cfg: DictConfig) -> tuple[torch.nn.Module, int]:
+def extract(
+    oracle: Oracle, images: torch.Tensor, per_set: int, cfg: DictConfig
+) -> tuple[torch.nn.Module, int]:
     """The surrogate trained on `oracle`'s labels of `per_set` of `images` and of their FGSM
-    perturbations in each augmentation round; returns it and the number of images it was trained on."""
+    perturbations in each augmentation round; returns it and how many images it learned from."""
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(int(cfg.seed)))
     clean = images[order[:per_set]]
     clean_labels = oracle(clean)
     xs, ys = [clean], [clean_labels]
-    net = train_surrogate(build_network(OmegaConf.to_container(cfg.network.arch, resolve=True)), clean,
-                          clean_labels, cfg)
+    net = train_surrogate(
+        build_network(OmegaConf.to_container(cfg.network.arch, resolve=True)),
+        clean,
+        clean_labels,
+        cfg,
+    )
     rounds = int(cfg.augment_rounds)
     for round_ in range(rounds):
-        perturbed = torch.cat([
-            fgsm(net, xb, yb, float(cfg.augment_eps))
-            for xb, yb in zip(clean.split(FGSM_BATCH), clean_labels.split(FGSM_BATCH))
-        ])
+        perturbed = torch.cat(
+            [
+                fgsm(net, xb, yb, float(cfg.augment_eps))
+                for xb, yb in zip(
+                    clean.split(FGSM_BATCH), clean_labels.split(FGSM_BATCH), strict=True
+                )
+            ]
+        )
         xs.append(perturbed)
         ys.append(oracle(perturbed))
         net = train_surrogate(net, torch.cat(xs), torch.cat(ys), cfg)
-        log.info("augmentation round %d/%d: %d images, %d queries", round_ + 1, rounds,
-                 sum(map(len, xs)), oracle.queries)
+        log.info(
+            "augmentation round %d/%d: %d images, %d queries",
+            round_ + 1,
+            rounds,
+            sum(map(len, xs)),
+            oracle.queries,
+        )
     return net, sum(map(len, xs))
 
 
@@ -110,11 +136,23 @@ def run(cfg: DictConfig) -> dict:
         "test_acc": accuracy(net, splits.test.x, splits.test.y),
         "wall_time_s": round(time.perf_counter() - started, 3),
     }
-    log.info("extracted a %s surrogate with %d queries: test accuracy %.4f", arch["name"],
-             oracle.queries, metrics["test_acc"])
-    save_model(cfg.model_out, net, arch, {
-        "kind": "extracted", "network": arch["name"], "seed": int(cfg.seed), "budget": int(cfg.budget),
-        "augment_rounds": int(cfg.augment_rounds),
-    })
+    log.info(
+        "extracted a %s surrogate with %d queries: test accuracy %.4f",
+        arch["name"],
+        oracle.queries,
+        metrics["test_acc"],
+    )
+    save_model(
+        cfg.model_out,
+        net,
+        arch,
+        {
+            "kind": "extracted",
+            "network": arch["name"],
+            "seed": int(cfg.seed),
+            "budget": int(cfg.budget),
+            "augment_rounds": int(cfg.augment_rounds),
+        },
+    )
     write_json(cfg.metrics_out, metrics)
     return metrics

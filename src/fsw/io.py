@@ -10,13 +10,13 @@ import pickle
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from fsw import __version__
-
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process umask once, at import (os.umask can only read it by setting it)
@@ -79,7 +79,7 @@ def safe_torch_load(path: str | Path, what: str, error: type[Exception]) -> Any:
                 f"or was tampered with; nothing from it was run."
             ) from None
         raise error(f"{what} file {path} is corrupt or not a torch file: {_torch_reason(exc)}") from None
-    except Exception as exc:  # noqa: BLE001 - torch raises anything from KeyError to OSError on bad bytes
+    except Exception as exc:
         raise error(
             f"{what} file {path} is truncated or corrupt: {type(exc).__name__}: {_torch_reason(exc)}"
         ) from exc

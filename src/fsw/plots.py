@@ -16,14 +16,14 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never a window
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from scipy.stats import binom  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from scipy.stats import binom
 
-from fsw import stats  # noqa: E402
-from fsw.io import atomic_write  # noqa: E402
+from fsw import stats
+from fsw.io import atomic_write
 
 FORMATS = ("png", "svg")
 DPI = 150
@@ -38,11 +38,11 @@ RATE_LABELS = {
 @contextlib.contextmanager
 def themed() -> Iterator[None]:
     """The one style of every fsw figure."""
-    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.9), \
-            matplotlib.rc_context({"savefig.dpi": DPI, "savefig.bbox": "tight", "svg.fonttype": "none",
-                                   "axes.titleweight": "bold", "legend.frameon": True}):
-        with sns.color_palette("colorblind"):
-            yield
+    rc = {"savefig.dpi": DPI, "savefig.bbox": "tight", "svg.fonttype": "none", "axes.titleweight": "bold",
+          "legend.frameon": True}
+    with (sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.9),
+          matplotlib.rc_context(rc), sns.color_palette("colorblind")):
+        yield
 
 
 def eps_palette(eps_values: Iterable[float]) -> dict[float, tuple]:
@@ -65,8 +65,8 @@ def save(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
 
 
 def _grid(rows: int, cols: int, sharey: bool = True) -> tuple[plt.Figure, np.ndarray]:
-    fig, axes = plt.subplots(rows, cols, figsize=(PANEL[0] * cols, PANEL[1] * rows), squeeze=False,
-                             sharex=True, sharey=sharey)
+    fig, axes = plt.subplots(rows, cols, figsize=(PANEL[0] * cols + 2.0, PANEL[1] * rows + 0.6),
+                             squeeze=False, sharex=True, sharey=sharey, layout="constrained")
     return fig, axes
 
 
@@ -78,8 +78,7 @@ def _legend(fig: plt.Figure, axes: np.ndarray, title: str | None = None) -> None
                 handles[label] = handle
                 labels.append(label)
     if handles:
-        fig.legend([handles[label] for label in labels], labels, title=title, loc="center left",
-                   bbox_to_anchor=(1.0, 0.5))
+        fig.legend([handles[label] for label in labels], labels, title=title, loc="outside right center")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -123,7 +122,7 @@ def plot_rates(rate_table: pd.DataFrame, rule: str, out_dir: str | Path, name: s
                 ax.set_xlabel("key size l (key items = queries)" if row == len(metrics) - 1 else "")
                 ax.set_ylabel(RATE_LABELS[metric] if col == 0 else "")
         _legend(fig, axes, title="FGSM step")
-        fig.suptitle(f"decision rule: {rule}" + ("  (paper)" if rule == stats.PAPER_RULE else ""), y=1.02)
+        fig.suptitle(f"decision rule: {rule}" + ("  (the paper's test)" if rule == stats.PAPER_RULE else ""))
         return save(fig, out_dir, name or f"rates_{rule}")
 
 
@@ -136,17 +135,47 @@ def plot_rule_comparison(rule_table: pd.DataFrame, out_dir: str | Path, name: st
     long["metric"] = long.metric.map(dict(metrics))
     order = list(rule_table.rule)
     with themed():
-        fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(order) + 1.5))
+        fig, ax = plt.subplots(figsize=(9.5, 0.55 * len(order) + 1.5), layout="constrained")
         sns.barplot(data=long, y="rule", x="rate", hue="metric", order=order, ax=ax, orient="h")
         for i, row in enumerate(rule_table.itertuples()):
             if not np.isnan(row.fpr_low):
-                ax.plot([row.fpr_low, row.fpr_high], [i - 0.27, i - 0.27], color="black", lw=1.2)
+                ax.plot([row.fpr_low, row.fpr_high], [i - 0.27, i - 0.27], color="black", lw=1.2,
+                        label="FPR 95% Clopper-Pearson interval" if i == 0 else None)
         z = float(rule_table.z.max())
         ax.axvline(z, color="black", ls="--", lw=1, label=f"nominal z = {z:g}")
         ax.set_xlim(0, 1.02)
         ax.set_xlabel("rate (fraction of models called marked), pooled over networks, eps, key sizes")
         ax.set_ylabel("decision rule")
-        ax.legend(title="", loc="center left", bbox_to_anchor=(1.0, 0.5))
+        ax.legend(title="", loc="center left", bbox_to_anchor=(1.02, 0.5))
+        return save(fig, out_dir, name)
+
+
+def plot_calibration_curve(curve: pd.DataFrame, out_dir: str | Path, name: str = "calibration_curve") -> list[Path]:
+    """FPR and TPRs of calibrated rules against the number of null models they were calibrated on
+    (random subsets, pooled over repeats and every key); the nominal z dashed."""
+    metrics = [("fpr", "FPR, null models"), ("tpr", "TPR, marked models"), ("tpr_attacked", "TPR, attacked copies")]
+    long = curve.melt(id_vars=["rule", "n_calibration_models"], value_vars=[m for m, _ in metrics],
+                      var_name="metric", value_name="rate").dropna(subset=["rate"])
+    long["metric"] = long.metric.map(dict(metrics))
+    with themed():
+        fig, axes = plt.subplots(1, len(metrics), figsize=(PANEL[0] * len(metrics) + 2.0, PANEL[1] + 0.6),
+                                 sharey=True, layout="constrained", squeeze=False)
+        for ax, (_, label) in zip(axes.flat, metrics):
+            part = long[long.metric == label]
+            sns.lineplot(data=part, x="n_calibration_models", y="rate", hue="rule", marker="o", ax=ax,
+                         legend=ax is axes.flat[0], errorbar=None)
+            if label.startswith("FPR") and "z" in curve:
+                ax.axhline(float(curve.z.max()), color="black", ls="--", lw=1,
+                           label=f"nominal z = {float(curve.z.max()):g}")
+            ax.set_title(label)
+            ax.set_xlabel("null models used for calibration")
+            ax.set_ylabel("rate (fraction of models called marked)")
+            ax.set_ylim(-0.03, 1.03)
+        legend = axes.flat[0].get_legend()
+        if legend is not None:
+            handles, labels = axes.flat[0].get_legend_handles_labels()
+            legend.remove()
+            fig.legend(handles, labels, title="decision rule", loc="outside right center")
         return save(fig, out_dir, name)
 
 
@@ -163,6 +192,7 @@ def plot_null_accuracy(records: pd.DataFrame, out_dir: str | Path, name: str = "
     networks, sizes = sorted(data.network.unique()), sorted(data.key_size.unique())
     palette = eps_palette(data.eps)
     z = float(data.z.max())
+    what = "key accuracy" if column == "key_acc" else "accuracy on the true adversaries"
     with themed():
         fig, axes = _grid(len(sizes), len(networks))
         for r, size in enumerate(sizes):
@@ -184,9 +214,10 @@ def plot_null_accuracy(records: pd.DataFrame, out_dir: str | Path, name: str = "
                            label=f"paper rule: marked right of this (z = {z:g})")
                 ax.set_xlim(-0.02, 1.02)
                 ax.set_title(f"{network}, l = {size}")
-                what = "key accuracy" if column == "key_acc" else "accuracy on true adversaries"
-                ax.set_xlabel(f"null model {what} (fraction of items)" if r == len(sizes) - 1 else "")
-                ax.set_ylabel("cumulative fraction of null models" if c == 0 else "")
+                ax.set_xlabel("")
+                ax.set_ylabel("")
+        fig.supxlabel(f"null model {what} (fraction of key items answered with the key label)")
+        fig.supylabel("cumulative fraction of null models")
         _legend(fig, axes)
         return save(fig, out_dir, name)
 
@@ -198,7 +229,7 @@ def plot_theta(out_dir: str | Path, key_sizes: Iterable[int] | None = None, zs: 
     table = stats.theta_table(sizes, zs)
     table["z"] = table.z.map(lambda v: f"z = {v:g}")
     with themed():
-        fig, axes = plt.subplots(1, 2, figsize=(2 * PANEL[0] + 1, PANEL[1] + 0.3))
+        fig, axes = plt.subplots(1, 2, figsize=(2 * PANEL[0] + 1, PANEL[1] + 0.6), layout="constrained")
         sns.lineplot(data=table, x="key_size", y="theta", hue="z", ax=axes[0], drawstyle="steps-post")
         axes[0].plot(sizes, [s / 2 for s in sizes], color="grey", ls="--", lw=1, label="l/2 (expected errors)")
         axes[0].set_ylabel("theta (errors; marked iff errors < theta)")
@@ -208,7 +239,7 @@ def plot_theta(out_dir: str | Path, key_sizes: Iterable[int] | None = None, zs: 
         for ax in axes:
             ax.set_xlabel("key size l (key items = queries)")
         axes[0].legend(title="")
-        fig.suptitle("paper's binomial threshold, Binomial(l, 1/2)", y=1.02)
+        fig.suptitle("the paper's threshold: marked iff errors < theta, theta from Binomial(l, 1/2)")
         return save(fig, out_dir, name)
 
 
@@ -219,6 +250,8 @@ def write_figures(tables: dict[str, pd.DataFrame], records: pd.DataFrame, out_di
     for rule in tables["rates"].rule.unique():
         paths += plot_rates(tables["rates"], rule, out_dir)
     paths += plot_rule_comparison(tables["rules"], out_dir)
+    if not tables.get("calibration_curve", pd.DataFrame()).empty:
+        paths += plot_calibration_curve(tables["calibration_curve"], out_dir)
     if (stats.roles(records) == stats.NULL).any():
         paths += plot_null_accuracy(records, out_dir)
         paths += plot_null_accuracy(records, out_dir, name="null_true_adv_accuracy", column="true_adv_acc")
@@ -237,13 +270,21 @@ def write_false_positive_outputs(records: pd.DataFrame, out_dir: str | Path, plo
 
 
 def expected_outputs(out_dir: str | Path, plot_dir: str | Path | None = None,
-                     rules: Iterable[str] | None = None) -> list[Path]:
-    """The files `write_false_positive_outputs` writes when there are null-model records (for Snakemake)."""
+                     rules: Iterable[str] | None = None, default: str = stats.DEFAULT_RULE,
+                     calibration_curve: bool = True) -> list[Path]:
+    """The files `write_false_positive_outputs` writes when there are null-model records (for Snakemake).
+
+    calibration_curve: whether there are more than 2 null models (and curve_repeats > 0), so that the
+    calibration-curve figure is drawn.
+    """
     out_dir = Path(out_dir)
     plot_dir = Path(plot_dir) if plot_dir is not None else out_dir
-    names = list(rules) if rules is not None else list(stats.RULES)
-    tables = [out_dir / "decisions.csv"] + [out_dir / f"{t}.{e}" for t in ("rates", "null_accuracy", "rules")
-                                             for e in ("csv", "md")]
+    names = stats.rule_names(rules, default)
+    tables = [out_dir / "decisions.csv"] + [
+        out_dir / f"{t}.{e}" for t in ("rates", "null_accuracy", "rules", "fpr_by_suspect", "calibration_curve")
+        for e in ("csv", "md")]
     figures = [f"rates_{r}" for r in names] + ["rules", "null_key_accuracy", "null_true_adv_accuracy",
                                                 "theta_vs_key_size"]
+    if calibration_curve:
+        figures.append("calibration_curve")
     return tables + [plot_dir / f"{f}.{fmt}" for f in figures for fmt in FORMATS]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from typing import Self
 
 import httpx
 import torch
@@ -17,6 +18,8 @@ from omegaconf import DictConfig
 from fsw.errors import ConfigError, FswError
 
 log = logging.getLogger(__name__)
+# httpx logs every request at INFO: thousands of lines in an extraction stage's log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 # Answers that may succeed when asked again: overload and server-side failures.
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -70,7 +73,8 @@ class RemoteOracle:
         if batch_size < 1 or retries < 0 or timeout <= 0 or backoff < 0 or decoy_ratio < 0:
             raise ConfigError(
                 f"remote oracle: need batch_size >= 1, retries >= 0, timeout > 0, backoff >= 0 and "
-                f"decoy_ratio >= 0, got {batch_size}, {retries}, {timeout}, {backoff}, {decoy_ratio}"
+                f"decoy_ratio >= 0, got {batch_size}, {retries}, {timeout}, {backoff}, "
+                f"{decoy_ratio}"
             )
         if budget is not None and budget < 0:
             raise ConfigError(f"query budget must be >= 0 or null (no limit), got {budget}")
@@ -89,7 +93,7 @@ class RemoteOracle:
 
     @classmethod
     def from_config(cls, remote: DictConfig, **kwargs) -> RemoteOracle:
-        """From a `remote:` config block (url, timeout_s, retries, backoff_s); `kwargs` set the rest."""
+        """From a `remote:` config block (url, timeout_s, retries, backoff_s); kwargs: the rest."""
         return cls(
             str(remote.url),
             timeout=float(remote.timeout_s),
@@ -98,7 +102,7 @@ class RemoteOracle:
             **kwargs,
         )
 
-    def __enter__(self) -> RemoteOracle:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -125,11 +129,12 @@ class RemoteOracle:
         return torch.cat(labels) if labels else torch.empty(0, dtype=torch.long)
 
     def _charge(self, n: int, dry_run: bool = False) -> None:
-        """Count `n` images about to be sent, or raise QueryBudgetError if that exceeds the budget."""
+        """Count `n` images about to be sent; QueryBudgetError if they would exceed the budget."""
         if self.budget is not None and self.queries + n > self.budget:
             raise QueryBudgetError(
-                f"sending {n} more images to {self.url} would make {self.queries + n} queries, over "
-                f"the budget of {self.budget} ({self.budget - self.queries} left); nothing was sent"
+                f"sending {n} more images to {self.url} would make {self.queries + n} queries, "
+                f"over the budget of {self.budget} ({self.budget - self.queries} left); "
+                "nothing was sent"
             )
         if not dry_run:
             self.queries += n
@@ -148,13 +153,23 @@ class RemoteOracle:
                     return self._labels(response, len(batch))
                 failure = f"HTTP {response.status_code}: {_detail(response)}"
                 if response.status_code not in RETRYABLE_STATUS:
-                    raise RemoteError(f"{self.url} refused a batch of {len(batch)} images ({failure})")
+                    raise RemoteError(
+                        f"{self.url} refused a batch of {len(batch)} images ({failure})"
+                    )
             if attempt < self.retries:
                 delay = self.backoff * 2**attempt
-                log.warning("query to %s failed (%s); retry %d/%d in %.2f s",
-                            self.url, failure, attempt + 1, self.retries, delay)
+                log.warning(
+                    "query to %s failed (%s); retry %d/%d in %.2f s",
+                    self.url,
+                    failure,
+                    attempt + 1,
+                    self.retries,
+                    delay,
+                )
                 time.sleep(delay)
-        raise RemoteError(f"{self.url} did not answer after {self.retries + 1} attempts; last: {failure}")
+        raise RemoteError(
+            f"{self.url} did not answer after {self.retries + 1} attempts; last: {failure}"
+        )
 
     def _labels(self, response: httpx.Response, expected: int) -> torch.Tensor:
         try:
@@ -167,7 +182,7 @@ class RemoteOracle:
 
 
 def _detail(response: httpx.Response) -> str:
-    """The server's error message (`detail` of fsw serve's JSON errors), else the start of the body."""
+    """The server's error message (`detail` of fsw serve's JSON errors), else the body's start."""
     try:
         return str(response.json()["detail"])
     except (ValueError, KeyError, TypeError):

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from pathlib import Path
+
 import pandas as pd
 from omegaconf import DictConfig
 
 from fsw.io import atomic_write, read_json
+from fsw.plots import write_false_positive_outputs
+from fsw.validate import check_config
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +61,12 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def run(cfg: DictConfig) -> dict:
+    check_config(cfg)
     records = load_records(list(cfg.records))
     atomic_write(cfg.table_csv, lambda tmp: records.to_csv(tmp, index=False))
     table = summary(records)
     text = to_markdown(table)
-    atomic_write(cfg.table_md, lambda tmp: open(tmp, "w").write(text))
-    log.info("report of %d records:\n%s", len(records), text)
-    return {"records": len(records), "rows": len(table)}
+    atomic_write(cfg.table_md, lambda tmp: Path(tmp).write_text(text))
+    written = write_false_positive_outputs(records, cfg.fp_dir, plot_dir=cfg.plot_dir, z=float(cfg.z))
+    log.info("report of %d records (%d further tables and figures):\n%s", len(records), len(written), text)
+    return {"records": len(records), "rows": len(table), "outputs": [str(p) for p in written]}

@@ -9,7 +9,7 @@ Image formats of `POST /v1/predict` (JSON):
   the tensor's bytes in C order, little-endian, base64-encoded. float32 values must be in [0, 1];
   uint8 values are pixel intensities 0..255, divided by 255. float32 is exact: the same bytes give
   the same labels as the model file queried locally.
-- `{"encoding": "list", "images": [...]}`: nested lists of numbers in [0, 1] of shape [N, 1, 28, 28].
+- `{"encoding": "list", "images": [...]}`: nested lists of numbers in [0, 1], shape [N, 1, 28, 28].
 """
 
 from __future__ import annotations
@@ -19,8 +19,13 @@ import binascii
 import contextlib
 import logging
 import math
+import os
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fsw import __version__
 from fsw.classifier import predict
 from fsw.config import setup_run
-from fsw.errors import ConfigError
+from fsw.errors import ConfigError, FswError
 from fsw.io import atomic_write, load_model
 from fsw.networks import INPUT_SHAPE
 
@@ -87,6 +92,10 @@ class ErrorResponse(BaseModel):
     detail: str
 
 
+class ServerStartError(FswError):
+    """A server started for a job did not come up."""
+
+
 class InvalidImages(ValueError):
     """A well-formed request whose images cannot be classified; the message says why."""
 
@@ -104,7 +113,8 @@ def decode_images(request: Base64Images | ListImages, max_batch: int) -> torch.T
         expected = math.prod(shape) * dtype.itemsize
         if len(raw) != expected:
             raise InvalidImages(
-                f"data holds {len(raw)} bytes, but shape {list(shape)} of {request.dtype} needs {expected}"
+                f"data holds {len(raw)} bytes, but shape {list(shape)} of {request.dtype} "
+                f"needs {expected}"
             )
         array = np.frombuffer(raw, dtype=dtype).reshape(shape)
         if request.dtype == "uint8":
@@ -115,7 +125,9 @@ def decode_images(request: Base64Images | ListImages, max_batch: int) -> torch.T
         except ValueError as exc:  # ragged nesting
             raise InvalidImages(f"images is not a rectangular array of numbers: {exc}") from exc
         if array.dtype.kind not in "iuf":
-            raise InvalidImages(f"images must hold numbers only, got elements of type {array.dtype}")
+            raise InvalidImages(
+                f"images must hold numbers only, got elements of type {array.dtype}"
+            )
         _check_shape(array.shape, max_batch)
         array = array.astype(np.float32)
     if not np.isfinite(array).all():
@@ -128,7 +140,9 @@ def decode_images(request: Base64Images | ListImages, max_batch: int) -> torch.T
 
 def _check_shape(shape: tuple[int, ...], max_batch: int) -> None:
     if len(shape) != 1 + len(INPUT_SHAPE) or tuple(shape[1:]) != INPUT_SHAPE:
-        raise InvalidImages(f"images must have shape [N, {', '.join(map(str, INPUT_SHAPE))}], got {list(shape)}")
+        raise InvalidImages(
+            f"images must have shape [N, {', '.join(map(str, INPUT_SHAPE))}], got {list(shape)}"
+        )
     if not 1 <= shape[0] <= max_batch:
         raise InvalidImages(f"a batch holds 1 to {max_batch} images, got {shape[0]}")
 
@@ -178,7 +192,9 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, scope, receive, send, size: int) -> None:
-        detail = f"request body of {size}+ bytes exceeds the limit of {self.max_bytes} bytes"
+        detail = (
+            f"the request body ({size} bytes or more) exceeds the limit of {self.max_bytes} bytes"
+        )
         await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
 
 
@@ -204,7 +220,9 @@ def create_app(
 ) -> FastAPI:
     """The prediction API of the model file `model_path` (loaded once, without executing code)."""
     if max_batch < 1 or max_body_bytes < 1:
-        raise ConfigError(f"max_batch and max_body_bytes must be positive, got {max_batch}, {max_body_bytes}")
+        raise ConfigError(
+            f"max_batch and max_body_bytes must be positive, got {max_batch}, {max_body_bytes}"
+        )
     net, arch, _ = load_model(model_path)
     app = FastAPI(
         title="fsw label-only prediction API",
@@ -214,7 +232,10 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     bad_request = {
         413: {"model": ErrorResponse, "description": "the body exceeds the size limit"},
-        422: {"model": ErrorResponse, "description": "malformed JSON, wrong shape, dtype, range or batch size"},
+        422: {
+            "model": ErrorResponse,
+            "description": "malformed JSON, wrong shape, dtype, range or batch size",
+        },
     }
 
     @app.exception_handler(RequestValidationError)
@@ -228,7 +249,10 @@ def create_app(
     @app.get("/health", response_model=HealthResponse)
     def health() -> HealthResponse:
         return HealthResponse(
-            status="ok", input_shape=list(INPUT_SHAPE), max_batch=max_batch, max_body_bytes=max_body_bytes
+            status="ok",
+            input_shape=list(INPUT_SHAPE),
+            max_batch=max_batch,
+            max_body_bytes=max_body_bytes,
         )
 
     # A plain `def`: FastAPI runs it in its thread pool, so concurrent clients do not queue behind
@@ -239,8 +263,13 @@ def create_app(
         images = decode_images(request, max_batch)
         return PredictResponse(labels=predict(net, images).tolist())
 
-    log.info("serving %s model %s (max batch %d, max body %d bytes)", arch["name"], model_path,
-             max_batch, max_body_bytes)
+    log.info(
+        "serving %s model %s (max batch %d, max body %d bytes)",
+        arch["name"],
+        model_path,
+        max_batch,
+        max_body_bytes,
+    )
     return app
 
 
@@ -280,6 +309,48 @@ def serve_in_thread(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
         sock.close()
 
 
+@contextlib.contextmanager
+def serve_in_subprocess(
+    model_path: str | Path,
+    *overrides: str,
+    log_path: str | Path | None = None,
+    start_timeout_s: float = 120.0,
+) -> Iterator[str]:
+    """Run `fsw serve` of `model_path` (plus Hydra `overrides`) in a child process on a free
+    127.0.0.1 port; yields its base URL once it listens. On exit, even on error, the server is
+    stopped (SIGTERM, then SIGKILL after 10 s). Its output goes to `log_path` (default: discarded).
+    For workflow jobs and benchmarks: the server does not share the caller's interpreter."""
+    with tempfile.TemporaryDirectory(prefix="fsw-serve-") as folder:
+        url_file = Path(folder) / "url"
+        fsw = [sys.executable, "-c", "from fsw.cli import main; main()"]
+        where = [f"model_in={model_path}", "host=127.0.0.1", "port=0", f"url_file={url_file}"]
+        command = [*fsw, "serve", *where, *overrides]
+        with open(log_path or os.devnull, "w") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                # Importing torch, Lightning and Hydra takes seconds, more on a busy machine.
+                deadline = time.monotonic() + start_timeout_s
+                while not url_file.exists():
+                    if process.poll() is not None:
+                        raise ServerStartError(
+                            f"fsw serve {model_path} exited with code {process.returncode} "
+                            f"before listening (its log: {log_path or 'discarded'})"
+                        )
+                    if time.monotonic() > deadline:
+                        raise ServerStartError(
+                            f"fsw serve {model_path} did not listen within {start_timeout_s} s"
+                        )
+                    time.sleep(0.1)
+                yield url_file.read_text().strip()
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
 def run(cfg: DictConfig) -> None:
     """Serve cfg.model_in until interrupted (Ctrl-C or SIGTERM stop it gracefully)."""
     setup_run(cfg)
@@ -291,7 +362,9 @@ def run(cfg: DictConfig) -> None:
         atomic_write(cfg.url_file, lambda tmp: Path(tmp).write_text(url + "\n"))
     log.info("listening on %s (OpenAPI description at %s/docs)", url, url)
     config = uvicorn.Config(
-        app, log_level=str(cfg.log_level), access_log=bool(cfg.access_log),
+        app,
+        log_level=str(cfg.log_level),
+        access_log=bool(cfg.access_log),
         timeout_keep_alive=int(cfg.keep_alive_s),
     )
     try:

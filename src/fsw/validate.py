@@ -19,23 +19,30 @@ Why a table of rules and not Hydra structured configs (dataclasses registered in
 - This module needs only omegaconf (no torch), so the Snakefile can also check the sweep's Hydra
   `overrides` (`check_sweep`) before any job runs without slowing every `snakemake` call.
 
-Lists of names (networks, optimizers) are repeated here to keep this module torch-free; a test
-checks they equal `fsw.networks.NETWORKS` and `fsw.classifier.OPTIMIZERS`.
+Names (networks, optimizers) come from their registries, `fsw.networks.NETWORKS` and
+`fsw.classifier.OPTIMIZERS`, imported only when such a value is checked, so this module stays
+torch-free at import.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue, OmegaConfBaseException
+from omegaconf.errors import (
+    InterpolationResolutionError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+)
 
 from fsw.errors import ConfigError
 
-NETWORK_NAMES = ("mlp", "cnn", "irnn")
-OPTIMIZER_NAMES = ("adam", "sgd", "rmsprop")
+DATASETS = {"mnist": "MNIST"}  # what fsw.data.load_splits accepts
+IRNN_MODES = {"rows": 28, "pixels": 784}  # fsw.networks.IRNN's modes -> sequence length
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
 
 
@@ -49,12 +56,12 @@ class Rule:
     lo_open: bool = False  # lo itself is excluded
     hi_open: bool = False
     even: bool = False
-    choices: tuple = ()
+    registry: str = ""  # for kind "choice": "module:NAME" of a dict whose keys are the choices
     optional: bool = False  # null is allowed
 
     def describe(self) -> str:
         if self.kind == "choice":
-            text = "one of " + ", ".join(map(str, self.choices))
+            text = "one of " + ", ".join(map(str, self.choices()))
         elif self.kind in ("str", "path"):
             text = "a non-empty " + ("path" if self.kind == "path" else "string")
         elif self.kind == "bool":
@@ -77,7 +84,7 @@ class Rule:
         if self.kind == "bool":
             return isinstance(value, bool)
         if self.kind == "choice":
-            return value in self.choices
+            return isinstance(value, str) and value in self.choices()
         if self.kind in ("str", "path"):
             return isinstance(value, str) and value.strip() != "" and "\x00" not in value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -92,6 +99,10 @@ class Rule:
             return False
         return not (self.even and value % 2)
 
+    def choices(self) -> tuple:
+        module, name = self.registry.split(":")
+        return tuple(getattr(importlib.import_module(module), name))
+
 
 def integer(lo=None, hi=None, *, even=False, optional=False) -> Rule:
     return Rule("int", lo, hi, even=even, optional=optional)
@@ -105,8 +116,9 @@ def fraction(*, lo_open=True, hi_open=True) -> Rule:
     return number(0, 1, lo_open=lo_open, hi_open=hi_open)
 
 
-def choice(*values) -> Rule:
-    return Rule("choice", choices=tuple(values))
+def choice(registry: str) -> Rule:
+    """One of the keys of the dict `registry` ("module:NAME")."""
+    return Rule("choice", registry=registry)
 
 
 BOOL = Rule("bool")
@@ -136,7 +148,7 @@ RULES: dict[str, Rule] = {
     "table_md": PATH,
     "url_file": OPTIONAL_PATH,
     # data/
-    "data.name": choice("mnist"),
+    "data.name": choice("fsw.validate:DATASETS"),
     "data.root": PATH,
     "data.download": BOOL,
     "data.split_seed": integer(0, MAX_SEED),
@@ -147,19 +159,19 @@ RULES: dict[str, Rule] = {
     "data.limit_attacker": OPTIONAL_POSITIVE,
     "data.limit_test": OPTIONAL_POSITIVE,
     # network/
-    "network.arch.name": choice(*NETWORK_NAMES),
+    "network.arch.name": choice("fsw.networks:NETWORKS"),
     "network.arch.hidden": POSITIVE,
     "network.arch.dropout": DROPOUT,
     "network.arch.dropout_conv": DROPOUT,
     "network.arch.dropout_dense": DROPOUT,
-    "network.arch.mode": choice("rows", "pixels"),
-    "network.optimizer": choice(*OPTIMIZER_NAMES),
+    "network.arch.mode": choice("fsw.validate:IRNN_MODES"),
+    "network.optimizer": choice("fsw.classifier:OPTIMIZERS"),
+    "network.gradient_clip_val": number(0, optional=True),
     "network.lr": LEARNING_RATE,
     "network.epochs": POSITIVE,
     # trainer/
     "trainer.deterministic": BOOL,
     "trainer.enable_progress_bar": BOOL,
-    "trainer.gradient_clip_val": number(0, optional=True),
     "trainer.limit_train_batches": number(0, lo_open=True, optional=True),
     "trainer.limit_val_batches": number(0, optional=True),
     # key/
@@ -168,13 +180,26 @@ RULES: dict[str, Rule] = {
     "key.pool_size": POSITIVE,
     "key.max_pool": OPTIONAL_POSITIVE,
     # embed/
-    "embed.optimizer": choice(*OPTIMIZER_NAMES),
+    "embed.optimizer": choice("fsw.classifier:OPTIMIZERS"),
     "embed.lr": LEARNING_RATE,
     "embed.max_epochs": POSITIVE,
     "embed.batches_per_epoch": POSITIVE,
     "embed.key_fraction": fraction(),
     # verify
     "z": fraction(),  # significance level of the binomial test
+    # remote label-only API (verify, extract)
+    "remote.url": Rule("str", optional=True),
+    "remote.budget": OPTIONAL_POSITIVE,
+    "remote.batch_size": POSITIVE,
+    "remote.timeout_s": number(0, lo_open=True),
+    "remote.retries": COUNT,
+    "remote.backoff_s": number(0),
+    "remote.decoys": number(0),
+    # extract
+    "victim_in": OPTIONAL_PATH,
+    "budget": POSITIVE,
+    "augment_rounds": COUNT,
+    "augment_eps": fraction(hi_open=False),
     # serve
     "port": integer(0, 65535),  # 0: a free port chosen by the OS
     "max_batch": POSITIVE,

@@ -85,7 +85,7 @@ def verify_key(oracle: Oracle, key: Key, z: float, batch_size: int = 100) -> dic
     }
 
 
-def query_suspect(cfg: DictConfig, net: torch.nn.Module | None, key: Key, decoys: torch.Tensor) -> dict:
+def query_suspect(cfg: DictConfig, net: torch.nn.Module, key: Key, decoys: torch.Tensor) -> dict:
     """verify_key through the remote API at cfg.remote.url if set, else through the local model."""
     z, batch_size = float(cfg.z), int(cfg.batch_size)
     if not cfg.remote.url:
@@ -107,12 +107,9 @@ def run(cfg: DictConfig) -> dict:
     started = time.perf_counter()
     key = load_key(cfg.key_in)
     test = load_splits(cfg.data).test
-    # A remote suspect may come without its file; the file, when given, fills in the record's
-    # description of the suspect (network, seed, test accuracy) but never answers key queries.
-    if cfg.remote.url and OmegaConf.is_missing(cfg, "model_in"):
-        net, arch, meta = None, {"name": None}, {}
-    else:
-        net, arch, meta = load_model(cfg.model_in)
+    # With a remote suspect, its file only describes it in the record (network, seed, test
+    # accuracy); the key queries go to the API alone.
+    net, arch, meta = load_model(cfg.model_in)
     suspect = OmegaConf.to_container(cfg.suspect, resolve=True)
     outcome = query_suspect(cfg, net, key, test.x)
     record = {
@@ -127,7 +124,7 @@ def run(cfg: DictConfig) -> dict:
         "suspect_seed": meta.get("seed"),
         "attack": suspect["attack"],
         "level": suspect["level"],
-        "test_acc": None if net is None else accuracy(net, test.x, test.y),
+        "test_acc": accuracy(net, test.x, test.y),
         **outcome,
         "wall_time_s": round(time.perf_counter() - started, 3),
         **provenance(),
@@ -135,7 +132,8 @@ def run(cfg: DictConfig) -> dict:
     log.info(
         "%s %s (%s) vs key %s: %d/%d errors in %d queries, theta %d -> %s",
         suspect["kind"], arch["name"], outcome["oracle"], key.hash[:12], outcome["key_errors"],
-        len(key), outcome["queries"], outcome["theta"], "MARKED" if outcome["marked"] else "not marked",
+        len(key), outcome["queries"], outcome["theta"],
+        "MARKED" if outcome["marked"] else "not marked",
     )
     write_json(cfg.out, record)
     return record

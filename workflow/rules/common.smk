@@ -1,14 +1,32 @@
 # Paths, wildcard constraints and the grid shared by all rules.
 
+from fsw.attacks import check_attack
+
 R = config["results"]
 SEEDS = config["seeds"]
+NULL_SEEDS = config["null_seeds"]
 NETWORKS = config["networks"]
 EPS = [f"{e:g}" for e in config["eps"]]
 KEY_SIZES = config["key_sizes"]
 
+
+def attack_levels(attacks):
+    """Attack name -> its levels as path segments; a bad name or level fails before any job runs."""
+    for name, levels in attacks.items():
+        for level in levels:
+            check_attack(name, level)
+    return {"none": ["0"], **{name: [f"{level:g}" for level in levels] for name, levels in attacks.items()}}
+
+
+ATTACK_LEVELS = attack_levels(config["attacks"])
+# Every unmarked model a key is checked against: each network at the sweep's seeds (the key's own
+# source model among them) and at the null seeds (independently trained, never marked).
+SUSPECTS = [(network, seed) for network in NETWORKS for seed in SEEDS + NULL_SEEDS]
+
 KEY_DIR = R + "/keys/{network}/s{seed}/eps{eps}/l{key_size}"
 MARKED_DIR = R + "/marked/{network}/s{seed}/eps{eps}/l{key_size}"
 VERIFY_DIR = R + "/verify/{network}/s{seed}/eps{eps}/l{key_size}"
+ATTACKED_DIR = R + "/attacked/{network}/s{seed}/eps{eps}/l{key_size}/{attack}/{level}"
 
 
 wildcard_constraints:
@@ -18,13 +36,13 @@ wildcard_constraints:
     suspect_seed=r"\d+",
     eps=r"\d+(\.\d+)?(e-?\d+)?",
     key_size=r"\d+",
-    attack=r"[a-z_]+",
-    level=r"[0-9.]+",
+    attack="|".join(ATTACK_LEVELS),
+    level=r"\d+(\.\d+)?(e-?\d+)?",
 
 
 def overrides(stage):
     """Hydra overrides for one stage: the data settings every stage shares, then the stage's own."""
-    shared = config["overrides"].get("data", []) if stage != "report" else []
+    shared = config["overrides"].get("data", []) if stage in ("train", "keygen", "embed", "attack", "verify") else []
     return list(shared) + list(config["overrides"].get(stage, []))
 
 

@@ -1,6 +1,20 @@
 def verification_records(wildcards=None):
-    """The baseline records: each marked model, and the unmarked model each key was made from."""
-    return grid(VERIFY_DIR + "/marked/none/0.json") + grid(VERIFY_DIR + "/unmarked/{network}/s{seed}.json")
+    """Every key against its marked model at every attack level, and against every unmarked model."""
+    marked = [
+        path
+        for attack, levels in ATTACK_LEVELS.items()
+        for path in grid(VERIFY_DIR + "/marked/{attack}/{level}.json", attack=attack, level=levels)
+    ]
+    unmarked = [
+        path
+        for suspect_network, suspect_seed in SUSPECTS
+        for path in grid(
+            VERIFY_DIR + "/unmarked/{suspect_network}/s{suspect_seed}.json",
+            suspect_network=suspect_network,
+            suspect_seed=suspect_seed,
+        )
+    ]
+    return marked + unmarked
 
 
 rule report:
@@ -9,6 +23,8 @@ rule report:
     output:
         csv=report(R + "/tables/verification.csv", category="Verification", caption="../report/verification.rst"),
         md=R + "/tables/verification.md",
+        false_positives=directory(R + "/tables/false_positives"),
+        plots=directory(R + "/plots"),
     params:
         overrides=overrides("report"),
     log:

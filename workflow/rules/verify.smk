@@ -1,9 +1,17 @@
-# The marked model must be detected; the unmarked model the key was made from must not.
+# The marked model (and its attacked copies) must be detected; the unmarked model the key was made
+# from, and every independently trained null model, must not.
+
+
+def suspect_model(wildcards):
+    """The marked model itself for attack `none`, else its attacked copy."""
+    if wildcards.attack == "none":
+        return rules.embed_key.output.model.format(**wildcards)
+    return rules.attack.output.model.format(**wildcards)
 
 
 rule verify_marked:
     input:
-        model=rules.embed_key.output.model,
+        model=suspect_model,
         key=rules.keygen.output.key,
     output:
         record=VERIFY_DIR + "/marked/{attack}/{level}.json",

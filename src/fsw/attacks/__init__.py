@@ -33,7 +33,9 @@ def check_attack(name: str, level) -> Attack:
         raise ConfigError(f"unknown attack {name!r}; registered attacks: {', '.join(ATTACKS)}")
     attack = ATTACKS[name]
     if isinstance(level, bool) or not isinstance(level, Real) or not attack.accepts(level):
-        raise ConfigError(f"attack {name!r} does not accept level {level!r}: its level is {attack.level_meaning}")
+        raise ConfigError(
+            f"attack {name!r} does not accept level {level!r}: its level is {attack.level_meaning}"
+        )
     return attack
 
 

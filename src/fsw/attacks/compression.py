@@ -27,7 +27,8 @@ def relative_error(approx: torch.Tensor, weight: torch.Tensor) -> float:
 
 
 def truncated_svd(weight: torch.Tensor, bound: float) -> tuple[torch.Tensor, int, int]:
-    """The best rank-r approximation of a matrix with the smallest r meeting `bound`; r; its parameters."""
+    """The best rank-r approximation of a matrix with the smallest r meeting `bound`; r; the
+    parameters of its two factors."""
     u, s, vh = torch.linalg.svd(weight.double(), full_matrices=False)
     energy = s.square()
     # Dropping singular values r, r+1, ... costs exactly their energy (Eckart-Young).
@@ -59,8 +60,8 @@ def tucker2(kernel: torch.Tensor, bound: float) -> tuple[torch.Tensor, list[int]
     )
     params, _, r, s = min(candidates)  # fewest parameters, then smallest error
     # HOOI (tensorly) starts from this HOSVD and can only lower the error at the chosen ranks.
-    (core, factors), _ = partial_tucker(w.numpy(), rank=[r, s], modes=[0, 1], init="svd")
-    approx = tl.tenalg.multi_mode_dot(core, factors, modes=[0, 1])
+    (small_core, factors), _ = partial_tucker(w.numpy(), rank=[r, s], modes=[0, 1], init="svd")
+    approx = tl.tenalg.multi_mode_dot(small_core, factors, modes=[0, 1])
     return torch.from_numpy(np.ascontiguousarray(approx)).to(kernel.dtype), [r, s], params
 
 
@@ -73,7 +74,7 @@ def compress(net: nn.Module, level: float, cfg: DictConfig, data: Split) -> tupl
             approx, ranks[name], params = factorise(weight, float(level))
             errors[name] = relative_error(approx, weight)
             original_params += weight.numel()
-            # A layer whose factors outnumber its weights is better stored dense (as keras_compressor did).
+            # A layer whose factors outnumber its weights is stored dense (as keras_compressor did).
             factorised_params += min(params, weight.numel())
             weight.copy_(approx)
     return net, {

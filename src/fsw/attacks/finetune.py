@@ -23,7 +23,13 @@ EPOCHS = "the number of epochs over the attacker's data, a positive integer"
 
 
 def finetune(
-    net: nn.Module, level: float, cfg: DictConfig, data: Split, *, reinitialise_last: bool, train_all: bool
+    net: nn.Module,
+    level: float,
+    cfg: DictConfig,
+    data: Split,
+    *,
+    reinitialise_last: bool,
+    train_all: bool,
 ) -> tuple[nn.Module, dict]:
     if reinitialise_last:
         net.classifier.reset_parameters()  # drawn from the RNG that apply_attack seeded
@@ -45,7 +51,12 @@ def accepts_epochs(level: float) -> bool:
 
 
 ATTACKS = tuple(
-    Attack(name, EPOCHS, accepts_epochs, partial(finetune, reinitialise_last=reinit, train_all=train_all))
+    Attack(
+        name,
+        EPOCHS,
+        accepts_epochs,
+        partial(finetune, reinitialise_last=reinit, train_all=train_all),
+    )
     for name, reinit, train_all in (
         ("ftll", False, False),
         ("ftal", False, True),

@@ -1,4 +1,4 @@
-"""Attack `none`: the attack-free baseline, so that it goes through the same stage as every attack."""
+"""Attack `none`: the attack-free baseline, run through the same stage as every attack."""
 
 from __future__ import annotations
 

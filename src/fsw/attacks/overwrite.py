@@ -32,7 +32,12 @@ def overwrite(net: nn.Module, level: float, cfg: DictConfig, data: Split) -> tup
     )
     # embed() reads the owner's config layout; give it the attacker's settings in that layout.
     embed_cfg = OmegaConf.create(
-        {"seed": cfg.seed, "batch_size": settings.batch_size, "embed": settings.embed, "trainer": cfg.trainer}
+        {
+            "seed": cfg.seed,
+            "batch_size": settings.batch_size,
+            "embed": settings.embed,
+            "trainer": cfg.trainer,
+        }
     )
     net, info = embed(net, key, data, embed_cfg)
     return net, {

@@ -1,4 +1,4 @@
-"""Magnitude pruning (torch.nn.utils.prune): zero the smallest weights, globally or layer by layer."""
+"""Magnitude pruning (torch.nn.utils.prune): zero the smallest weights, globally or per layer."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ def prune_weights(
     different sparsities); otherwise each weight tensor loses the `level` fraction of its own.
     """
     weights = weight_parameters(net)
-    targets = [(net.get_submodule(path), attr) for path, _, attr in (n.rpartition(".") for n, _ in weights)]
+    targets = [
+        (net.get_submodule(path), attr) for path, _, attr in (n.rpartition(".") for n, _ in weights)
+    ]
     if global_threshold:
         prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=float(level))
     else:
@@ -44,9 +46,16 @@ def accepts_sparsity(level: float) -> bool:
 
 
 ATTACKS = (
-    Attack("prune_global", SPARSITY + ", one threshold over all layers", accepts_sparsity,
-           partial(prune_weights, global_threshold=True)),
-    Attack("prune_layer", SPARSITY + " in every layer", accepts_sparsity,
-           partial(prune_weights, global_threshold=False)),
+    Attack(
+        "prune_global",
+        SPARSITY + ", one threshold over all layers",
+        accepts_sparsity,
+        partial(prune_weights, global_threshold=True),
+    ),
+    Attack(
+        "prune_layer",
+        SPARSITY + " in every layer",
+        accepts_sparsity,
+        partial(prune_weights, global_threshold=False),
+    ),
 )
-

@@ -24,7 +24,8 @@ INTEGER_BITS = range(2, 9)
 
 def uniform_per_channel(weight: torch.Tensor, bits: int) -> torch.Tensor:
     steps = 2 ** (bits - 1) - 1
-    largest = weight.abs().flatten(1).amax(1).clamp_min(torch.finfo(weight.dtype).tiny)  # all-zero rows
+    # An all-zero row keeps a tiny scale instead of dividing by zero.
+    largest = weight.abs().flatten(1).amax(1).clamp_min(torch.finfo(weight.dtype).tiny)
     scale = (largest / steps).view(-1, *[1] * (weight.dim() - 1))
     return (weight / scale).round().clamp(-steps, steps) * scale
 
@@ -36,23 +37,29 @@ def levels_per_channel(weight: torch.Tensor) -> int:
 
 def quantize(net: nn.Module, level: float, cfg: DictConfig, data: Split) -> tuple[nn.Module, dict]:
     bits = int(level)
+    weights = [weight for _, weight in weight_parameters(net)]
     with torch.no_grad():
-        for _, weight in weight_parameters(net):
+        for weight in weights:
             if bits == FLOAT16_BITS:
                 weight.copy_(weight.half().float())
             else:
                 weight.copy_(uniform_per_channel(weight, bits))
     if bits == FLOAT16_BITS:
         return net, {"bits": bits, "format": "float16"}
-    most = max(levels_per_channel(weight) for _, weight in weight_parameters(net))
-    return net, {"bits": bits, "format": "int", "max_levels_per_channel": most,
-                 "bits_used": math.ceil(math.log2(most))}
+    most = max(levels_per_channel(weight) for weight in weights)
+    return net, {
+        "bits": bits,
+        "format": "int",
+        "max_levels_per_channel": most,
+        "bits_used": math.ceil(math.log2(most)),
+    }
 
 
 ATTACKS = (
     Attack(
         "quantize",
-        f"the bits per weight: 16 (float16) or {INTEGER_BITS.start}..{INTEGER_BITS.stop - 1} (integer grid)",
+        f"the bits per weight: {FLOAT16_BITS} (float16) or "
+        f"{INTEGER_BITS.start}..{INTEGER_BITS.stop - 1} (integer grid)",
         lambda level: is_whole(level) and (level == FLOAT16_BITS or int(level) in INTEGER_BITS),
         quantize,
     ),

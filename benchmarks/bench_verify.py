@@ -1,0 +1,173 @@
+"""Verification latency of a key of l=100, locally and over HTTP on loopback, and server throughput.
+
+    python benchmarks/bench_verify.py [--model M --key K] [--repeats 20]
+
+Without --model/--key it measures a stand-in: the paper's MLP (784-512-512-10) with its initial
+weights and a key of 100 random images; latency does not depend on what the weights learned.
+The server is a real `fsw serve` process on a free 127.0.0.1 port, stopped at the end even on error.
+Writes benchmarks/results/verify.json and prints a summary. Targets: local <= 50 ms, HTTP <= 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import torch
+
+from fsw.io import load_model, save_model
+from fsw.keys import Key, load_key
+from fsw.networks import build_network
+from fsw.remote import RemoteOracle, encode_images
+from fsw.serve import serve_in_subprocess
+from fsw.verify import LocalOracle, verify_key
+
+RESULTS = Path(__file__).resolve().parent / "results" / "verify.json"
+TARGETS_MS = {"local": 50.0, "http": 300.0}
+KEY_SIZE = 100
+
+
+def stand_in(folder: Path) -> tuple[Path, Key]:
+    """A paper-sized MLP file and a key of KEY_SIZE random images, both seeded."""
+    torch.manual_seed(0)
+    arch = {"name": "mlp", "hidden": 512, "dropout": 0.2}
+    model = save_model(folder / "model.pt", build_network(arch), arch, {"kind": "benchmark"})
+    key = Key(
+        inputs=torch.rand(KEY_SIZE, 1, 28, 28),
+        labels=torch.randint(0, 10, (KEY_SIZE,)),
+        is_true_adversary=torch.arange(KEY_SIZE) % 2 == 0,
+        source_indices=torch.arange(KEY_SIZE),
+        eps=0.1,
+        seed=0,
+        meta={},
+    )
+    return model, key
+
+
+def timings_ms(action, repeats: int) -> dict:
+    action()  # warm-up: first-call allocations, connection set-up of the server process
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {
+        "median_ms": round(statistics.median(times), 2),
+        "p95_ms": round(times[min(len(times) - 1, int(0.95 * len(times)))], 2),
+        "min_ms": round(times[0], 2),
+        "repeats": repeats,
+    }
+
+
+def throughput(url: str, clients: int, requests_each: int, batch: int) -> dict:
+    """Images/s served to `clients` concurrent clients sending `requests_each` batches each."""
+    body = encode_images(torch.rand(batch, 1, 28, 28))
+
+    def session(_: int) -> int:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for _ in range(requests_each):
+                client.post("/v1/predict", json=body).raise_for_status()
+        return requests_each * batch
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        images = sum(pool.map(session, range(clients)))
+    elapsed = time.perf_counter() - started
+    return {
+        "clients": clients,
+        "batch": batch,
+        "images": images,
+        "seconds": round(elapsed, 3),
+        "images_per_s": round(images / elapsed),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, help="a model file (default: a stand-in MLP)")
+    parser.add_argument("--key", type=Path, help="a key file (default: 100 random images)")
+    parser.add_argument("--repeats", type=int, default=20)
+    # One thread is the fast setting for batches of 100 on a shared 2-core machine: torch's
+    # intra-op threads spin-wait for each other, and a busy core makes that 10-50x slower.
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads, here and in the server"
+    )
+    args = parser.parse_args()
+    if (args.model is None) != (args.key is None):
+        parser.error("give both --model and --key, or neither")
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        model, key = (args.model, load_key(args.key)) if args.model else stand_in(folder)
+        net = load_model(model)[0]
+        local = timings_ms(
+            lambda: verify_key(LocalOracle(net), key, 0.05, batch_size=100), args.repeats
+        )
+        server = serve_in_subprocess(
+            model, f"threads={args.threads}", "access_log=false", "log_level=warning"
+        )
+        with server as url:
+            # A fresh client per verification: the timing includes opening the connection.
+            def remote_verification():
+                with RemoteOracle(url, batch_size=100) as oracle:
+                    verify_key(oracle, key, 0.05, batch_size=100)
+
+            http = timings_ms(remote_verification, args.repeats)
+            served = [
+                throughput(url, clients, requests, batch)
+                for clients, requests, batch in ((1, 20, 100), (4, 20, 100), (4, 5, 1000))
+            ]
+
+    results = {
+        "key_size": len(key),
+        "model": str(args.model or "stand-in mlp 784-512-512-10"),
+        "local": {
+            **local,
+            "target_ms": TARGETS_MS["local"],
+            "met": local["median_ms"] <= TARGETS_MS["local"],
+        },
+        "http": {
+            **http,
+            "target_ms": TARGETS_MS["http"],
+            "met": http["median_ms"] <= TARGETS_MS["http"],
+        },
+        "throughput": served,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"verification of l={len(key)} (median of {args.repeats}, p95 in brackets):")
+    for name in ("local", "http"):
+        row = results[name]
+        verdict = "met" if row["met"] else "MISSED"
+        print(
+            f"  {name:5s} {row['median_ms']:8.2f} ms [{row['p95_ms']:.2f}]  "
+            f"target <= {row['target_ms']:.0f} ms {verdict}"
+        )
+    for row in served:
+        print(
+            f"  throughput: {row['clients']} clients x batches of {row['batch']}: "
+            f"{row['images_per_s']} images/s"
+        )
+    print(f"written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

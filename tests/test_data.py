@@ -1,0 +1,98 @@
+"""A data root with missing or corrupted MNIST files fails with a clear error naming the file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fsw.data import MNIST_MD5, check_mnist_files, load_mnist, load_splits
+from fsw.errors import DataError
+from tests.conftest import tiny
+
+SMALL = "t10k-labels-idx1-ubyte"  # 10 kB: the file the tests copy and damage
+
+
+def data_copy(data_root: Path, tmp_path: Path, copied: str = SMALL) -> Path:
+    """A data root in tmp_path: `copied` is a real copy (safe to damage), the other files are symlinks."""
+    raw = tmp_path / "root" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_MD5:
+        source = data_root / "MNIST" / "raw" / name
+        if name == copied:
+            shutil.copyfile(source, raw / name)
+        else:
+            (raw / name).symlink_to(source)
+    return tmp_path / "root"
+
+
+def test_the_copy_is_valid(data_root, tmp_path):
+    root = data_copy(data_root, tmp_path)
+    check_mnist_files(root)
+    train, test = load_mnist(root, download=False)
+    assert len(train) == 60_000 and len(test) == 10_000
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def append(path: Path) -> None:
+    path.write_bytes(path.read_bytes() + b"\0")
+
+
+@pytest.mark.parametrize("damage", [flip_a_byte, truncate, append], ids=lambda f: f.__name__)
+def test_corrupted_file_md5_mismatch(data_root, tmp_path, damage):
+    root = data_copy(data_root, tmp_path)
+    path = root / "MNIST" / "raw" / SMALL
+    damage(path)
+    for load in (lambda: check_mnist_files(root), lambda: load_mnist(root, download=False),
+                 lambda: load_mnist(root, download=True)):  # present but corrupt: never downloaded over
+        with pytest.raises(DataError) as info:
+            load()
+        message = str(info.value)
+        assert str(path) in message and "corrupt" in message and MNIST_MD5[SMALL] in message, message
+
+
+@pytest.mark.parametrize("missing", list(MNIST_MD5))
+def test_missing_file_is_named(data_root, tmp_path, missing):
+    root = data_copy(data_root, tmp_path)
+    (root / "MNIST" / "raw" / missing).unlink()
+    with pytest.raises(DataError) as info:
+        load_mnist(root, download=False)
+    message = str(info.value)
+    assert f"missing {missing}" in message and str(root / "MNIST" / "raw") in message, message
+    with pytest.raises(DataError, match=f"missing {missing}"):
+        check_mnist_files(root)
+
+
+def test_empty_data_root(tmp_path):
+    with pytest.raises(DataError) as info:
+        load_mnist(tmp_path / "nothing-here", download=False)
+    assert "MNIST not found under" in str(info.value) and "FSW_DATA_ROOT" in str(info.value)
+
+
+def test_unreadable_file(data_root, tmp_path):
+    root = data_copy(data_root, tmp_path)
+    path = root / "MNIST" / "raw" / SMALL
+    path.unlink()
+    path.mkdir()  # a folder where the file should be: present by name, unreadable as a file
+    with pytest.raises(DataError) as info:
+        check_mnist_files(root)
+    assert f"missing {SMALL}" in str(info.value)
+
+
+def test_a_stage_reports_the_corrupt_file(data_root, tmp_path):
+    """Through a stage's data config (data.root), as the workflow runs it."""
+    root = data_copy(data_root, tmp_path)
+    flip_a_byte(root / "MNIST" / "raw" / SMALL)
+    cfg = tiny("verify", "model_in=m.pt", "key_in=k.pt", "out=o.json", f"data.root={root}", "data.download=false")
+    with pytest.raises(DataError, match=f"{SMALL} is corrupt"):
+        load_splits(cfg.data)

@@ -1,0 +1,91 @@
+"""The same config and seed give bit-identical models and keys and identical records, on the CPU.
+
+The whole chain train -> keygen -> embed -> verify runs twice from scratch with one config; every
+file it writes is compared (tensors bit for bit, JSON records field by field, except wall times).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from fsw import embed, keys, train, verify
+from fsw.io import read_json
+from fsw.keys import load_key
+from tests.conftest import tiny
+
+CPU = ["trainer.accelerator=cpu"]
+
+
+def chain(out: Path, seed: int = 0) -> dict[str, Path]:
+    out.mkdir(parents=True)
+    train.run(tiny("train", *CPU, "network=mlp", "network.epochs=2", "network.arch.hidden=64", f"seed={seed}",
+                   f"model_out={out}/model.pt", f"metrics_out={out}/train.json"))
+    keys.run(tiny("keygen", f"model_in={out}/model.pt", "key.eps=0.1", "key.size=20", f"seed={seed}",
+                  f"key_out={out}/key.pt", f"report_out={out}/keygen.json"))
+    embed.run(tiny("embed", *CPU, f"model_in={out}/model.pt", f"key_in={out}/key.pt", "embed.lr=1e-3",
+                   "embed.batches_per_epoch=5", "embed.max_epochs=4", f"seed={seed}",
+                   f"model_out={out}/marked.pt", f"metrics_out={out}/embed.json"))
+    verify.run(tiny("verify", f"model_in={out}/marked.pt", f"key_in={out}/key.pt", f"out={out}/verify.json",
+                    "suspect.kind=marked"))
+    return {
+        "model": out / "model.pt", "key": out / "key.pt", "marked": out / "marked.pt",
+        "train": out / "train.json", "keygen": out / "keygen.json", "embed": out / "embed.json",
+        "verify": out / "verify.json",
+    }
+
+
+@pytest.fixture(scope="module")
+def twice(tmp_path_factory):
+    root = tmp_path_factory.mktemp("determinism")
+    return chain(root / "first"), chain(root / "second")
+
+
+def without_timing(record: dict) -> dict:
+    """Measured durations (wall_time_s, query_time_s, ...) are the only fields allowed to differ."""
+    return {k: v for k, v in record.items() if not k.endswith("time_s")}
+
+
+def tensors(path: Path) -> dict[str, torch.Tensor]:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    state = payload.get("state_dict", payload)
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def assert_bit_identical(a: Path, b: Path) -> None:
+    first, second = tensors(a), tensors(b)
+    assert first.keys() == second.keys() and first
+    for name in first:
+        assert first[name].dtype == second[name].dtype, name
+        assert torch.equal(first[name].view(-1).view(torch.uint8), second[name].view(-1).view(torch.uint8)), name
+
+
+@pytest.mark.parametrize("name", ["model", "marked", "key"])
+def test_tensors_are_bit_identical(twice, name):
+    first, second = twice
+    assert_bit_identical(first[name], second[name])
+
+
+def test_key_hash_is_identical(twice):
+    first, second = twice
+    a, b = load_key(first["key"]), load_key(second["key"])
+    assert a.hash == b.hash
+    assert read_json(first["keygen"])["key_hash"] == a.hash == read_json(second["keygen"])["key_hash"]
+    assert torch.equal(a.source_indices, b.source_indices)
+
+
+@pytest.mark.parametrize("name", ["train", "keygen", "embed", "verify"])
+def test_records_are_identical(twice, name):
+    first, second = twice
+    a, b = read_json(first[name]), read_json(second[name])
+    assert without_timing(a) == without_timing(b)
+
+
+def test_another_seed_gives_another_key(twice, tmp_path):
+    """Not vacuous: the key does depend on the seed (same model, keygen seed 1)."""
+    first, _ = twice
+    keys.run(tiny("keygen", f"model_in={first['model']}", "key.eps=0.1", "key.size=20", "seed=1",
+                  f"key_out={tmp_path}/key.pt", f"report_out={tmp_path}/keygen.json"))
+    assert load_key(tmp_path / "key.pt").hash != load_key(first["key"]).hash

@@ -1,0 +1,20 @@
+# Removal attacks on each marked model; the attacker never sees the key. Attacked models are
+# temporary: only their verification records and metrics are kept.
+
+
+rule attack:
+    input:
+        model=rules.embed_key.output.model,
+    output:
+        model=temp(ATTACKED_DIR + "/model.pt"),
+        metrics=ATTACKED_DIR + "/metrics.json",
+    params:
+        overrides=lambda wc: overrides("attack")
+        + [f"attack={wc.attack}", f"attack.level={wc.level}", f"seed={wc.seed}"],
+    log:
+        R + "/logs/attack/{network}/s{seed}/eps{eps}/l{key_size}/{attack}/{level}.log",
+    benchmark:
+        R + "/benchmarks/attack/{network}/s{seed}/eps{eps}/l{key_size}/{attack}/{level}.tsv"
+    threads: 2
+    script:
+        "../scripts/attack.py"
