@@ -23,6 +23,7 @@ include: "workflow/rules/keys.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/attack.smk"
 include: "workflow/rules/verify.smk"
+include: "workflow/rules/remote.smk"
 include: "workflow/rules/report.smk"
 
 

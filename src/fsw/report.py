@@ -51,6 +51,28 @@ def summary(records: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["network", "eps", "key_size", "seed"]).reset_index(drop=True)
 
 
+def remote_vs_local(remote: pd.DataFrame, local: pd.DataFrame) -> pd.DataFrame:
+    """Each verification through the API beside the local verification of the same model and key."""
+    local = local[(local.attack == "none")
+                  & ((local.model_kind == "marked") | (local.suspect_network == local.network)
+                     & (local.suspect_seed == local.seed))]
+    keys = ["key_hash", "model_kind"]
+    both = remote.merge(local, on=keys, suffixes=("_remote", "_local"))
+    return pd.DataFrame(
+        {
+            "network": both.network_local,
+            "eps": both.eps_local,
+            "key_size": both.key_size_local,
+            "model_kind": both.model_kind,
+            "key_errors_local": both.key_errors_local,
+            "key_errors_remote": both.key_errors_remote,
+            "same_decision": both.marked_local == both.marked_remote,
+            "queries_remote": both.queries_remote,
+            "query_time_s_remote": both.query_time_s_remote,
+        }
+    ).sort_values(["network", "eps", "key_size", "model_kind"])
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     formats = {"base_acc": "{:.4f}", "marked_acc": "{:.4f}", "acc_drop": "{:+.4f}",
                "p_value_marked": "{:.2e}", "p_value_unmarked": "{:.2e}"}
@@ -67,6 +89,9 @@ def run(cfg: DictConfig) -> dict:
     table = summary(records)
     text = to_markdown(table)
     atomic_write(cfg.table_md, lambda tmp: Path(tmp).write_text(text))
+    if cfg.remote_records:
+        remote = remote_vs_local(pd.DataFrame([read_json(p) for p in cfg.remote_records]), records)
+        atomic_write(cfg.remote_md, lambda tmp: Path(tmp).write_text(remote.to_markdown(index=False) + "\n"))
     written = write_false_positive_outputs(records, cfg.fp_dir, plot_dir=cfg.plot_dir, z=float(cfg.z))
     log.info("report of %d records (%d further tables and figures):\n%s", len(records), len(written), text)
     return {"records": len(records), "rows": len(table), "outputs": [str(p) for p in written]}

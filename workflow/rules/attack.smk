@@ -15,6 +15,8 @@ rule attack:
         R + "/logs/attack/{network}/s{seed}/eps{eps}/l{key_size}/{attack}/{level}.log",
     benchmark:
         R + "/benchmarks/attack/{network}/s{seed}/eps{eps}/l{key_size}/{attack}/{level}.tsv"
+    wildcard_constraints:
+        attack="|".join(ATTACK_LEVELS),
     threads: 2
     script:
         "../scripts/attack.py"

@@ -19,6 +19,13 @@ def attack_levels(attacks):
 
 
 ATTACK_LEVELS = attack_levels(config["attacks"])
+# Extraction through the API, verified like an attack: "extract_{surrogate}[_fgsm]" at a query budget.
+EXTRACTION = config["extraction"]
+EXTRACTION_LEVELS = {
+    f"extract_{surrogate}{'_fgsm' if fgsm else ''}": [str(budget) for budget in EXTRACTION["budgets"]]
+    for surrogate in EXTRACTION["surrogates"]
+    for fgsm in EXTRACTION["fgsm"]
+}
 # Every unmarked model a key is checked against: each network at the sweep's seeds (the key's own
 # source model among them) and at the null seeds (independently trained, never marked).
 SUSPECTS = [(network, seed) for network in NETWORKS for seed in SEEDS + NULL_SEEDS]
@@ -27,6 +34,7 @@ KEY_DIR = R + "/keys/{network}/s{seed}/eps{eps}/l{key_size}"
 MARKED_DIR = R + "/marked/{network}/s{seed}/eps{eps}/l{key_size}"
 VERIFY_DIR = R + "/verify/{network}/s{seed}/eps{eps}/l{key_size}"
 ATTACKED_DIR = R + "/attacked/{network}/s{seed}/eps{eps}/l{key_size}/{attack}/{level}"
+EXTRACTED_DIR = R + "/extracted/{network}/s{seed}/eps{eps}/l{key_size}/extract_{surrogate}{augment}/{budget}"
 
 
 wildcard_constraints:
@@ -36,13 +44,13 @@ wildcard_constraints:
     suspect_seed=r"\d+",
     eps=r"\d+(\.\d+)?(e-?\d+)?",
     key_size=r"\d+",
-    attack="|".join(ATTACK_LEVELS),
+    attack="|".join([*ATTACK_LEVELS, *EXTRACTION_LEVELS]),
     level=r"\d+(\.\d+)?(e-?\d+)?",
 
 
 def overrides(stage):
     """Hydra overrides for one stage: the data settings every stage shares, then the stage's own."""
-    shared = config["overrides"].get("data", []) if stage in ("train", "keygen", "embed", "attack", "verify") else []
+    shared = config["overrides"].get("data", []) if stage != "report" else []
     return list(shared) + list(config["overrides"].get(stage, []))
 
 

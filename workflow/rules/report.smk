@@ -2,7 +2,7 @@ def verification_records(wildcards=None):
     """Every key against its marked model at every attack level, and against every unmarked model."""
     marked = [
         path
-        for attack, levels in ATTACK_LEVELS.items()
+        for attack, levels in {**ATTACK_LEVELS, **EXTRACTION_LEVELS}.items()
         for path in grid(VERIFY_DIR + "/marked/{attack}/{level}.json", attack=attack, level=levels)
     ]
     unmarked = [
@@ -20,11 +20,13 @@ def verification_records(wildcards=None):
 rule report:
     input:
         records=verification_records(),
+        remote=grid(VERIFY_DIR + "/remote/{kind}.json", kind=["marked", "unmarked"]),
     output:
         csv=report(R + "/tables/verification.csv", category="Verification", caption="../report/verification.rst"),
         md=R + "/tables/verification.md",
         false_positives=directory(R + "/tables/false_positives"),
         plots=directory(R + "/plots"),
+        remote=R + "/tables/remote.md",
     params:
         overrides=overrides("report"),
     log:

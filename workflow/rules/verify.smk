@@ -3,9 +3,14 @@
 
 
 def suspect_model(wildcards):
-    """The marked model itself for attack `none`, else its attacked copy."""
+    """The marked model itself for attack `none`, its surrogate for an extraction, else its attacked copy."""
     if wildcards.attack == "none":
         return rules.embed_key.output.model.format(**wildcards)
+    if wildcards.attack in EXTRACTION_LEVELS:
+        surrogate, _, augment = wildcards.attack.removeprefix("extract_").partition("_")
+        return rules.extract.output.model.format(
+            **wildcards, surrogate=surrogate, augment=f"_{augment}" if augment else "", budget=wildcards.level
+        )
     return rules.attack.output.model.format(**wildcards)
 
 

@@ -3,4 +3,5 @@ from fsw.workflow import run_stage
 run_stage(
     snakemake, "report", records=list(snakemake.input.records), table_csv=snakemake.output.csv,
     table_md=snakemake.output.md, fp_dir=snakemake.output.false_positives, plot_dir=snakemake.output.plots,
+    remote_records=list(snakemake.input.remote), remote_md=snakemake.output.remote,
 )

@@ -1,0 +1,57 @@
+# Verification through a real label-only HTTP API, and model extraction through it. Each job serves
+# its model with `fsw serve` on a free loopback port and stops the server when it ends, even on failure.
+
+
+def served_model(wildcards):
+    """The marked model, or the unmarked model its key was made from."""
+    if wildcards.kind == "marked":
+        return rules.embed_key.output.model.format(**wildcards)
+    return rules.train.output.model.format(**wildcards)
+
+
+rule verify_remote:
+    input:
+        model=served_model,
+        key=rules.keygen.output.key,
+    output:
+        record=VERIFY_DIR + "/remote/{kind}.json",
+    params:
+        overrides=lambda wc: overrides("verify") + [f"suspect.kind={wc.kind}", "remote.decoys=1.0"],
+    log:
+        run=R + "/logs/verify_remote/{network}/s{seed}/eps{eps}/l{key_size}/{kind}.log",
+        server=R + "/logs/verify_remote/{network}/s{seed}/eps{eps}/l{key_size}/{kind}.serve.log",
+    benchmark:
+        R + "/benchmarks/verify_remote/{network}/s{seed}/eps{eps}/l{key_size}/{kind}.tsv"
+    wildcard_constraints:
+        kind="marked|unmarked",
+    threads: 2
+    script:
+        "../scripts/verify_remote.py"
+
+
+rule extract:
+    input:
+        model=rules.embed_key.output.model,
+    output:
+        model=temp(EXTRACTED_DIR + "/model.pt"),
+        metrics=EXTRACTED_DIR + "/metrics.json",
+    params:
+        overrides=lambda wc: overrides("extract")
+        + [
+            f"seed={wc.seed}",
+            f"network={wc.surrogate}",
+            f"budget={wc.budget}",
+            f"augment_rounds={int(wc.augment == '_fgsm')}",
+        ],
+    log:
+        run=R + "/logs/extract/{network}/s{seed}/eps{eps}/l{key_size}/extract_{surrogate}{augment}/{budget}.log",
+        server=R + "/logs/extract/{network}/s{seed}/eps{eps}/l{key_size}/extract_{surrogate}{augment}/{budget}.serve.log",
+    benchmark:
+        R + "/benchmarks/extract/{network}/s{seed}/eps{eps}/l{key_size}/extract_{surrogate}{augment}/{budget}.tsv"
+    wildcard_constraints:
+        surrogate="mlp|cnn|irnn",
+        augment="|_fgsm",
+        budget=r"\d+",
+    threads: 2
+    script:
+        "../scripts/extract.py"
