@@ -30,7 +30,7 @@ def test_true_and_false_adversaries(trained_mlp, data_root):
     train, _ = load_mnist(data_root)
     x, y, index = train.x[:300], train.y[:300], train.index[:300]
     found = find_candidates(net, x, y, index, eps=0.1)
-    from fsw.classifier import predict
+    from fsw.inference import predict
 
     clean = predict(net, x)
     adv = predict(net, found.x_adv)
@@ -40,7 +40,7 @@ def test_true_and_false_adversaries(trained_mlp, data_root):
 
 
 def test_key_composition_and_labels(trained_mlp, mlp_key, data_root):
-    from fsw.classifier import predict
+    from fsw.inference import predict
     from fsw.data import load_mnist
 
     key = load_key(mlp_key)

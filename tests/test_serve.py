@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fsw import verify
-from fsw.classifier import predict
+from fsw.inference import predict
 from fsw.data import load_splits
 from fsw.io import load_model
 from fsw.remote import QueryBudgetError, RemoteError, RemoteOracle, encode_images

@@ -43,7 +43,8 @@ def test_verify_marked_and_unmarked_then_report(trained_mlp, marked_mlp, mlp_key
         assert field in marked
 
     csv, md = tmp_path / "t.csv", tmp_path / "t.md"
-    report.run(tiny("report", f"records=[{records[0]},{records[1]}]", f"table_csv={csv}", f"table_md={md}"))
+    report.run(tiny("report", f"records=[{records[0]},{records[1]}]", f"table_csv={csv}", f"table_md={md}",
+                      f"fp_dir={tmp_path}/fp", f"plot_dir={tmp_path}/plots"))
     table = pd.read_csv(csv)
     assert len(table) == 2 and set(table.model_kind) == {"marked", "unmarked"}
     assert "detected_marked" in md.read_text() and json.dumps(marked["key_errors"]) in md.read_text()

@@ -8,7 +8,7 @@ import time
 from omegaconf import DictConfig, OmegaConf
 
 from fsw.attacks import apply_attack, check_attack
-from fsw.classifier import accuracy
+from fsw.inference import accuracy
 from fsw.config import setup_run
 from fsw.data import load_splits
 from fsw.io import load_model, save_model, write_json

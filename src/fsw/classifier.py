@@ -49,24 +49,3 @@ class Classifier(pl.LightningModule):
 
     def configure_optimizers(self):
         return OPTIMIZERS[self.optimizer_name](self.net.parameters(), lr=self.lr)
-
-
-def device_of(net: nn.Module) -> torch.device:
-    return next(net.parameters()).device
-
-
-@torch.no_grad()
-def predict(net: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Top-1 labels of `net` in eval mode (dropout off), on the CPU."""
-    was_training = net.training
-    net.eval()
-    device = device_of(net)
-    labels = [net(chunk.to(device)).argmax(1).cpu() for chunk in x.split(batch_size)]
-    net.train(was_training)
-    return torch.cat(labels) if labels else torch.empty(0, dtype=torch.long)
-
-
-def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
-    if len(y) == 0:
-        return float("nan")
-    return (predict(net, x, batch_size) == y).float().mean().item()

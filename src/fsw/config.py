@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from pathlib import Path
 
-import lightning.pytorch as pl
+import numpy as np
 import torch
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from fsw.errors import ConfigError
@@ -54,9 +54,20 @@ def setup_run(cfg: DictConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
-    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    seed_everything(int(cfg.seed))
 
 
-def make_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch the way Lightning's `seed_everything` does, without importing
+    Lightning: label-only stages (verify, keygen) would pay seconds per job for it."""
+    os.environ["PL_GLOBAL_SEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_trainer(cfg: DictConfig, **kwargs):
     """A Lightning Trainer from the `trainer` config group; `kwargs` are set by the stage itself."""
+    from hydra.utils import instantiate
+
     return instantiate(cfg.trainer, **kwargs)

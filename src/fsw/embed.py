@@ -11,7 +11,8 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
 
-from fsw.classifier import Classifier, accuracy
+from fsw.classifier import Classifier
+from fsw.inference import accuracy
 from fsw.config import make_trainer, setup_run
 from fsw.data import Split, load_splits
 from fsw.errors import ConfigError

@@ -18,7 +18,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-from fsw.classifier import Classifier, accuracy
+from fsw.classifier import Classifier
+from fsw.inference import accuracy
 from fsw.config import make_trainer, setup_run
 from fsw.data import load_splits
 from fsw.errors import ConfigError

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from fsw.classifier import device_of, predict
+from fsw.inference import device_of, predict
 from fsw.config import setup_run
 from fsw.data import load_splits
 from fsw.errors import KeyFileError, KeygenError

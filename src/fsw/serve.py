@@ -40,7 +40,7 @@ from omegaconf import DictConfig
 from pydantic import BaseModel, ConfigDict, Field
 
 from fsw import __version__
-from fsw.classifier import predict
+from fsw.inference import predict
 from fsw.config import setup_run
 from fsw.errors import ConfigError, FswError
 from fsw.io import atomic_write, load_model

@@ -7,7 +7,8 @@ import time
 
 from omegaconf import DictConfig, OmegaConf
 
-from fsw.classifier import Classifier, accuracy
+from fsw.classifier import Classifier
+from fsw.inference import accuracy
 from fsw.config import make_trainer, setup_run
 from fsw.data import load_splits
 from fsw.io import save_model, write_json

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from scipy.stats import binom
 
-from fsw.classifier import accuracy, predict
+from fsw.inference import accuracy, predict
 from fsw.config import setup_run
 from fsw.data import load_splits
 from fsw.errors import ConfigError

@@ -9,12 +9,12 @@ from __future__ import annotations
 import copy
 from numbers import Real
 
-import lightning.pytorch as pl
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
 from fsw.attacks import compression, finetune, none, overwrite, pruning, quantization
+from fsw.config import seed_everything
 from fsw.attacks.base import Attack, weight_parameters
 from fsw.data import Split
 from fsw.errors import ConfigError
@@ -48,7 +48,7 @@ def apply_attack(
     Seeded from `cfg.seed`, so the same inputs give the same model.
     """
     attack = check_attack(name, level)
-    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    seed_everything(int(cfg.seed))
     attacked, measured = attack.apply(copy.deepcopy(net), level, cfg, data)
     # A fresh network of `arch` loading the attacked weights strictly: an attack that changed the
     # architecture fails here rather than in verify, and no pruning hook or frozen flag survives.

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from fsw.attacks.base import Attack, is_whole
-from fsw.classifier import accuracy
+from fsw.inference import accuracy
 from fsw.data import Split
 from fsw.embed import embed
 from fsw.keys import generate_key

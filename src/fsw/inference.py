@@ -1,0 +1,31 @@
+"""Plain-torch inference: top-1 labels and accuracy of a network, without Lightning.
+
+Kept apart from fsw.classifier so that label-only stages (verify, keygen, serve) do not pay
+Lightning's import time in every job.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def device_of(net: nn.Module) -> torch.device:
+    return next(net.parameters()).device
+
+
+@torch.no_grad()
+def predict(net: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Top-1 labels of `net` in eval mode (dropout off), on the CPU."""
+    was_training = net.training
+    net.eval()
+    device = device_of(net)
+    labels = [net(chunk.to(device)).argmax(1).cpu() for chunk in x.split(batch_size)]
+    net.train(was_training)
+    return torch.cat(labels) if labels else torch.empty(0, dtype=torch.long)
+
+
+def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+    if len(y) == 0:
+        return float("nan")
+    return (predict(net, x, batch_size) == y).float().mean().item()
