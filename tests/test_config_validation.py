@@ -151,7 +151,7 @@ PATHS = {
     "keygen": ["model_in={tmp}/model.pt", "key_out={tmp}/key.pt", "report_out={tmp}/keygen.json"],
     "embed": ["model_in={tmp}/model.pt", "key_in={tmp}/key.pt", "model_out={tmp}/marked.pt",
               "metrics_out={tmp}/metrics.json"],
-    "verify": ["model_in={tmp}/model.pt", "key_in={tmp}/key.pt", "out={tmp}/record.json"],
+    "verify": ["key_in={tmp}/key.pt", "model_in={tmp}/model.pt", "out={tmp}/record.json"],  # model_in may be null (remote)
 }
 
 # (stage, override, the dotted key the error must name)

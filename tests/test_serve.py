@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+
+from fsw.errors import ConfigError
 import torch
 
 from fsw import verify
@@ -178,6 +180,15 @@ def test_remote_verification_equals_local(
     assert local["marked"] == (suspect == "marked")
     assert remote["queries"] == local["queries"] * (1 + decoys) == 20 * (1 + decoys)
     assert json.loads((tmp_path / "remote.json").read_text())["queries"] == remote["queries"]
+
+
+def test_remote_verification_needs_no_model_file(server, mlp_key, tmp_path):
+    record = verify.run(tiny("verify", "model_in=null", f"key_in={mlp_key}", f"out={tmp_path}/r.json",
+                             f"remote.url={server}", "suspect.network=mlp"))
+    assert record["oracle"] == "remote" and record["marked"] and record["test_acc"] is None
+    assert record["suspect_network"] == "mlp"
+    with pytest.raises(ConfigError, match="model_in .* or remote.url"):
+        verify.run(tiny("verify", "model_in=null", f"key_in={mlp_key}", f"out={tmp_path}/x.json"))
 
 
 def test_decoys_hide_the_key_among_other_images(server, marked_net, images):

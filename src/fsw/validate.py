@@ -137,7 +137,7 @@ RULES: dict[str, Rule] = {
     "threads": OPTIONAL_POSITIVE,
     "batch_size": POSITIVE,
     # the files Snakemake passes (see the stages' primary configs)
-    "model_in": PATH,
+    "model_in": OPTIONAL_PATH,  # null only where a stage allows it (verify with remote.url)
     "key_in": PATH,
     "model_out": PATH,
     "key_out": PATH,

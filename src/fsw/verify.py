@@ -85,7 +85,7 @@ def verify_key(oracle: Oracle, key: Key, z: float, batch_size: int = 100) -> dic
     }
 
 
-def query_suspect(cfg: DictConfig, net: torch.nn.Module, key: Key, decoys: torch.Tensor) -> dict:
+def query_suspect(cfg: DictConfig, net: torch.nn.Module | None, key: Key, decoys: torch.Tensor) -> dict:
     """verify_key through the remote API at cfg.remote.url if set, else through the local model."""
     z, batch_size = float(cfg.z), int(cfg.batch_size)
     if not cfg.remote.url:
@@ -107,10 +107,15 @@ def run(cfg: DictConfig) -> dict:
     started = time.perf_counter()
     key = load_key(cfg.key_in)
     test = load_splits(cfg.data).test
-    # With a remote suspect, its file only describes it in the record (network, seed, test
-    # accuracy); the key queries go to the API alone.
-    net, arch, meta = load_model(cfg.model_in)
     suspect = OmegaConf.to_container(cfg.suspect, resolve=True)
+    # With a remote suspect the key queries go to the API alone; its file, if the verifier has it,
+    # only describes it in the record (network, seed, test accuracy).
+    if cfg.model_in:
+        net, arch, meta = load_model(cfg.model_in)
+    elif cfg.remote.url:
+        net, arch, meta = None, {"name": suspect["network"]}, {"seed": suspect["seed"]}
+    else:
+        raise ConfigError("verify needs the suspect: model_in (its file) or remote.url (its API)")
     outcome = query_suspect(cfg, net, key, test.x)
     record = {
         "network": key.meta.get("network"),
@@ -124,7 +129,7 @@ def run(cfg: DictConfig) -> dict:
         "suspect_seed": meta.get("seed"),
         "attack": suspect["attack"],
         "level": suspect["level"],
-        "test_acc": accuracy(net, test.x, test.y),
+        "test_acc": None if net is None else accuracy(net, test.x, test.y),
         **outcome,
         "wall_time_s": round(time.perf_counter() - started, 3),
         **provenance(),
