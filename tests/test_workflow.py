@@ -66,3 +66,16 @@ def test_rerun_one_stage(smoke_run):
     assert model.stat().st_mtime_ns == model_time  # nothing upstream was redone
     after = json.loads(record.read_text())
     assert after["key_errors"] == before["key_errors"] and after["wall_time_s"] != before["wall_time_s"]
+
+
+def test_readme_results_section_is_generated_deterministically(smoke_run, tmp_path):
+    from fsw.readme import END, START, results_section, update_readme
+
+    section = results_section(smoke_run)
+    assert section == results_section(smoke_run)
+    assert "### Removal attacks" in section and "paper_binomial" in section
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold\n{END}\noutro\n")
+    update_readme(readme, section)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("\noutro\n") and "old" not in text

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -49,3 +53,12 @@ class Classifier(pl.LightningModule):
 
     def configure_optimizers(self):
         return OPTIMIZERS[self.optimizer_name](self.net.parameters(), lr=self.lr)
+
+
+class EpochProgress(pl.Callback):
+    """One log line per epoch with its metrics: progress that survives in a job's log file, where
+    Lightning's progress bar is switched off."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        metrics = " ".join(f"{name}={value:.4f}" for name, value in sorted(trainer.callback_metrics.items()))
+        log.info("epoch %d/%d %s", trainer.current_epoch + 1, trainer.max_epochs, metrics)

@@ -70,4 +70,7 @@ def make_trainer(cfg: DictConfig, **kwargs):
     """A Lightning Trainer from the `trainer` config group; `kwargs` are set by the stage itself."""
     from hydra.utils import instantiate
 
-    return instantiate(cfg.trainer, **kwargs)
+    from fsw.classifier import EpochProgress
+
+    callbacks = [*kwargs.pop("callbacks", []), EpochProgress()]
+    return instantiate(cfg.trainer, callbacks=callbacks, **kwargs)
