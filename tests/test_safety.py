@@ -20,7 +20,7 @@ from torch import nn
 from fsw import keys, verify
 from fsw.errors import KeyFileError, ModelFileError
 from fsw.io import MODEL_FORMAT, load_model, save_model
-from fsw.keys import KEY_FORMAT, Key, key_hash, load_key, save_key
+from fsw.keys import Key, key_hash, key_payload, load_key, save_key
 from fsw.networks import build_network
 from tests.conftest import REPO, tiny
 
@@ -62,21 +62,6 @@ def small_key(n: int = 6) -> Key:
         seed=0,
         meta={"network": "mlp"},
     )
-
-
-def key_payload(key: Key) -> dict:
-    """The dict save_key writes, with a hash consistent with the (possibly doctored) content."""
-    return {
-        "format": KEY_FORMAT,
-        "inputs": key.inputs,
-        "labels": key.labels,
-        "is_true_adversary": key.is_true_adversary,
-        "source_indices": key.source_indices,
-        "eps": key.eps,
-        "seed": key.seed,
-        "meta": key.meta,
-        "hash": key_hash(key.inputs, key.labels, key.is_true_adversary, key.eps),
-    }
 
 
 # --------------------------------------------------------------------------- code execution

@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from fsw.inference import device_of, predict
 from fsw.config import setup_run
 from fsw.data import load_splits
 from fsw.errors import KeyFileError, KeygenError
+from fsw.inference import device_of, predict
 from fsw.io import load_model, provenance, safe_torch_load, torch_save, write_json
 from fsw.networks import INPUT_SHAPE, NUM_CLASSES
 
@@ -162,21 +162,23 @@ def generate_key(
     return key, diagnostics
 
 
+def key_payload(key: Key) -> dict:
+    """What a key file holds: the key's tensors and settings, and the hash of its content."""
+    return {
+        "format": KEY_FORMAT,
+        "inputs": key.inputs,
+        "labels": key.labels,
+        "is_true_adversary": key.is_true_adversary,
+        "source_indices": key.source_indices,
+        "eps": key.eps,
+        "seed": key.seed,
+        "meta": key.meta,
+        "hash": key.hash,
+    }
+
+
 def save_key(path: str | Path, key: Key) -> Path:
-    return torch_save(
-        path,
-        {
-            "format": KEY_FORMAT,
-            "inputs": key.inputs,
-            "labels": key.labels,
-            "is_true_adversary": key.is_true_adversary,
-            "source_indices": key.source_indices,
-            "eps": key.eps,
-            "seed": key.seed,
-            "meta": key.meta,
-            "hash": key.hash,
-        },
-    )
+    return torch_save(path, key_payload(key))
 
 
 def load_key(path: str | Path, expected_hash: str | None = None) -> Key:
