@@ -135,6 +135,15 @@ def test_sweep_overrides_are_range_checked():
     assert "overrides.train: network.epochs=0" in message and "overrides.data: data.attacker_size=-5" in message
 
 
+def test_extraction_and_remote_eps_must_be_among_the_sweeps():
+    config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    config["extraction"]["eps"] = [0.3]
+    config["remote"]["eps"] = [*config["eps"], 0.5]
+    with pytest.raises(ConfigError) as info:
+        check_sweep(config)
+    assert "extraction.eps [0.3]" in str(info.value) and "remote.eps [0.5]" in str(info.value)
+
+
 @pytest.mark.skipif("check_sweep" not in (REPO / "Snakefile").read_text(),
                     reason="the Snakefile does not call fsw.validate.check_sweep(config) (yet)")
 def test_bad_sweep_override_fails_in_snakemake(tmp_path):

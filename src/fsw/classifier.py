@@ -22,14 +22,17 @@ OPTIMIZERS = {
 class Classifier(pl.LightningModule):
     """Cross-entropy training of `net`; logs train/loss, val/acc and test/acc."""
 
-    def __init__(self, net: nn.Module, optimizer: str = "adam", lr: float = 1e-3):
+    def __init__(self, net: nn.Module, optimizer: str = "adam", lr: float = 1e-3, lr_decay: float | None = None):
         super().__init__()
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+        if lr_decay is not None and not 0 < lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay}")
         # Lightning keeps the train/eval mode it is handed, and loaded models arrive in eval mode.
         self.net = net.train()
         self.optimizer_name = optimizer
         self.lr = lr
+        self.lr_decay = lr_decay
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -52,7 +55,11 @@ class Classifier(pl.LightningModule):
         self._accuracy(batch, "test/acc")
 
     def configure_optimizers(self):
-        return OPTIMIZERS[self.optimizer_name](self.net.parameters(), lr=self.lr)
+        optimizer = OPTIMIZERS[self.optimizer_name](self.net.parameters(), lr=self.lr)
+        if self.lr_decay is None:
+            return optimizer
+        # The learning rate times lr_decay after every epoch, as in PyTorch's MNIST example.
+        return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.StepLR(optimizer, 1, self.lr_decay)}
 
 
 class EpochProgress(pl.Callback):

@@ -168,6 +168,7 @@ RULES: dict[str, Rule] = {
     "network.optimizer": choice("fsw.classifier:OPTIMIZERS"),
     "network.gradient_clip_val": number(0, optional=True),
     "network.lr": LEARNING_RATE,
+    "network.lr_decay": number(0, 1, lo_open=True, optional=True),
     "network.epochs": POSITIVE,
     # trainer/
     "trainer.deterministic": BOOL,
@@ -277,9 +278,14 @@ def check_overrides(overrides: Iterable[str], where: str = "overrides") -> list[
 
 
 def check_sweep(config: Mapping) -> None:
-    """For the Snakefile: check the Hydra `overrides` of the sweep config before any job runs."""
+    """For the Snakefile: check what the JSON schema cannot, before any job runs: the Hydra
+    `overrides`, and that the extraction and remote eps are among the sweep's (keys exist there)."""
     found = []
     for stage, overrides in (config.get("overrides") or {}).items():
         found += check_overrides(overrides or [], where=f"overrides.{stage}")
+    for section in ("extraction", "remote"):
+        unknown = sorted(set((config.get(section) or {}).get("eps", [])) - set(config.get("eps", [])))
+        if unknown:
+            found.append(f"{section}.eps {unknown} are not among the sweep's eps {config.get('eps')}: no key is made there")
     if found:
         raise ConfigError("bad config value" + ("s" if len(found) > 1 else "") + ": " + "; ".join(found))

@@ -10,8 +10,15 @@ from fsw.config import compose
 
 
 def run_stage(snakemake, stage: str, **paths) -> dict:
-    """Run `stage` for a Snakemake job: log to the job's log file, compose its Hydra config from the
-    rule's `params.overrides` plus the given paths and the job's threads, and call the stage's run()."""
+    """Run `stage` once for a Snakemake job (see run_stage_many)."""
+    return run_stage_many(snakemake, stage, [([], paths)])[0]
+
+
+def run_stage_many(snakemake, stage: str, runs: list[tuple[list[str], dict]]) -> list[dict]:
+    """Run `stage` for a Snakemake job once per (extra overrides, paths) in `runs`, in this process:
+    log to the job's log file, compose each Hydra config from the rule's `params.overrides`, the
+    run's own overrides and paths, and the job's threads, and call the stage's run(). One job for
+    many small runs pays the imports once (verification of one key against two dozen models)."""
     if snakemake.log:
         log = open(snakemake.log[0], "w", buffering=1)
         sys.stdout.flush()
@@ -19,11 +26,15 @@ def run_stage(snakemake, stage: str, **paths) -> dict:
         # Redirect at the descriptor level so that output of C extensions and subprocesses lands too.
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
-    overrides = list(snakemake.params.overrides) + [f"{name}={_hydra_value(v)}" for name, v in paths.items()]
-    if stage != "report":
-        overrides.append(f"threads={snakemake.threads}")
-    cfg = compose(stage, overrides)
-    return stage_run(stage)(cfg)
+    run = stage_run(stage)
+    results = []
+    for extra, paths in runs:
+        overrides = list(snakemake.params.overrides) + list(extra)
+        overrides += [f"{name}={_hydra_value(v)}" for name, v in paths.items()]
+        if stage != "report":
+            overrides.append(f"threads={snakemake.threads}")
+        results.append(run(compose(stage, overrides)))
+    return results
 
 
 def _hydra_value(value) -> str:

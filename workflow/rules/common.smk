@@ -26,6 +26,8 @@ EXTRACTION_LEVELS = {
     for surrogate in EXTRACTION["surrogates"]
     for fgsm in EXTRACTION["fgsm"]
 }
+EXTRACTION_EPS = [f"{eps:g}" for eps in config["extraction"]["eps"]]
+REMOTE_EPS = [f"{eps:g}" for eps in config["remote"]["eps"]]
 # Every unmarked model a key is checked against: each network at the sweep's seeds (the key's own
 # source model among them) and at the null seeds (independently trained, never marked).
 SUSPECTS = [(network, seed) for network in NETWORKS for seed in SEEDS + NULL_SEEDS]

@@ -1,5 +1,6 @@
-# Verification through a real label-only HTTP API, and model extraction through it. Each job serves
-# its model with `fsw serve` on a free loopback port and stops the server when it ends, even on failure.
+# Verification through a real label-only HTTP API, and model extraction through it, on the keys of
+# the eps chosen in the config's `remote` and `extraction` sections. Each job serves its model with
+# `fsw serve` on a free loopback port and stops the server when it ends, even on failure.
 
 
 def served_model(wildcards):
@@ -55,3 +56,25 @@ rule extract:
     threads: 2
     script:
         "../scripts/extract.py"
+
+
+rule verify_extracted:
+    input:
+        model=rules.extract.output.model,
+        key=rules.keygen.output.key,
+    output:
+        record=VERIFY_DIR + "/marked/extract_{surrogate}{augment}/{budget}.json",
+    params:
+        overrides=lambda wc: overrides("verify")
+        + ["suspect.kind=marked", f"suspect.attack=extract_{wc.surrogate}{wc.augment}", f"suspect.level={wc.budget}"],
+    log:
+        R + "/logs/verify_extracted/{network}/s{seed}/eps{eps}/l{key_size}/extract_{surrogate}{augment}/{budget}.log",
+    benchmark:
+        R + "/benchmarks/verify_extracted/{network}/s{seed}/eps{eps}/l{key_size}/extract_{surrogate}{augment}/{budget}.tsv"
+    wildcard_constraints:
+        surrogate="mlp|cnn|irnn",
+        augment="|_fgsm",
+        budget=r"\d+",
+    threads: 1
+    script:
+        "../scripts/verify_extracted.py"

@@ -1,26 +1,25 @@
 def verification_records(wildcards=None):
-    """Every key against its marked model at every attack level, and against every unmarked model."""
-    marked = [
+    """Every key against its marked model at every attack level and every unmarked model; the keys
+    of the extraction eps also against each extracted surrogate."""
+    per_key = grid(rules.verify.output.records)
+    extracted = [
         path
-        for attack, levels in {**ATTACK_LEVELS, **EXTRACTION_LEVELS}.items()
-        for path in grid(VERIFY_DIR + "/marked/{attack}/{level}.json", attack=attack, level=levels)
-    ]
-    unmarked = [
-        path
-        for suspect_network, suspect_seed in SUSPECTS
-        for path in grid(
-            VERIFY_DIR + "/unmarked/{suspect_network}/s{suspect_seed}.json",
-            suspect_network=suspect_network,
-            suspect_seed=suspect_seed,
+        for attack, budgets in EXTRACTION_LEVELS.items()
+        for path in expand(
+            VERIFY_DIR + "/marked/{attack}/{level}.json",
+            network=NETWORKS, seed=SEEDS, eps=EXTRACTION_EPS, key_size=KEY_SIZES, attack=attack, level=budgets,
         )
     ]
-    return marked + unmarked
+    return per_key + extracted
 
 
 rule report:
     input:
         records=verification_records(),
-        remote=grid(VERIFY_DIR + "/remote/{kind}.json", kind=["marked", "unmarked"]),
+        remote=expand(
+            VERIFY_DIR + "/remote/{kind}.json",
+            network=NETWORKS, seed=SEEDS, eps=REMOTE_EPS, key_size=KEY_SIZES, kind=["marked", "unmarked"],
+        ),
     output:
         csv=report(R + "/tables/verification.csv", category="Verification", caption="../report/verification.rst"),
         md=R + "/tables/verification.md",

@@ -1,49 +1,38 @@
 # The marked model (and its attacked copies) must be detected; the unmarked model the key was made
-# from, and every independently trained null model, must not.
+# from, and every independently trained null model, must not. One job per key verifies it against
+# all of them: a verification takes about a second, the imports of a job several.
+
+ATTACK_POINTS = [(attack, level) for attack, levels in ATTACK_LEVELS.items() for level in levels]
 
 
-def suspect_model(wildcards):
-    """The marked model itself for attack `none`, its surrogate for an extraction, else its attacked copy."""
-    if wildcards.attack == "none":
-        return rules.embed_key.output.model.format(**wildcards)
-    if wildcards.attack in EXTRACTION_LEVELS:
-        surrogate, _, augment = wildcards.attack.removeprefix("extract_").partition("_")
-        return rules.extract.output.model.format(
-            **wildcards, surrogate=surrogate, augment=f"_{augment}" if augment else "", budget=wildcards.level
-        )
-    return rules.attack.output.model.format(**wildcards)
+def key_suspects(wildcards):
+    """The models one key is checked against, in the order of the verify rule's records: the marked
+    model under each attack (attack `none`: the marked model itself), then every unmarked model."""
+    marked = [
+        rules.embed_key.output.model.format(**wildcards)
+        if attack == "none"
+        else rules.attack.output.model.format(**wildcards, attack=attack, level=level)
+        for attack, level in ATTACK_POINTS
+    ]
+    unmarked = [rules.train.output.model.format(network=network, seed=seed) for network, seed in SUSPECTS]
+    return marked + unmarked
 
 
-rule verify_marked:
+rule verify:
     input:
-        model=suspect_model,
         key=rules.keygen.output.key,
+        models=key_suspects,
     output:
-        record=VERIFY_DIR + "/marked/{attack}/{level}.json",
+        records=[VERIFY_DIR + f"/marked/{attack}/{level}.json" for attack, level in ATTACK_POINTS]
+        + [VERIFY_DIR + f"/unmarked/{network}/s{seed}.json" for network, seed in SUSPECTS],
     params:
-        overrides=lambda wc: overrides("verify")
-        + ["suspect.kind=marked", f"suspect.attack={wc.attack}", f"suspect.level={wc.level}"],
+        overrides=overrides("verify"),
+        suspects=[["suspect.kind=marked", f"suspect.attack={attack}", f"suspect.level={level}"] for attack, level in ATTACK_POINTS]
+        + [["suspect.kind=unmarked"] for _ in SUSPECTS],
     log:
-        R + "/logs/verify/{network}/s{seed}/eps{eps}/l{key_size}/marked/{attack}/{level}.log",
+        R + "/logs/verify/{network}/s{seed}/eps{eps}/l{key_size}.log",
     benchmark:
-        R + "/benchmarks/verify/{network}/s{seed}/eps{eps}/l{key_size}/marked/{attack}/{level}.tsv"
-    threads: 1
-    script:
-        "../scripts/verify.py"
-
-
-rule verify_unmarked:
-    input:
-        model=R + "/models/{suspect_network}/s{suspect_seed}/model.pt",
-        key=rules.keygen.output.key,
-    output:
-        record=VERIFY_DIR + "/unmarked/{suspect_network}/s{suspect_seed}.json",
-    params:
-        overrides=lambda wc: overrides("verify") + ["suspect.kind=unmarked"],
-    log:
-        R + "/logs/verify/{network}/s{seed}/eps{eps}/l{key_size}/unmarked/{suspect_network}/s{suspect_seed}.log",
-    benchmark:
-        R + "/benchmarks/verify/{network}/s{seed}/eps{eps}/l{key_size}/unmarked/{suspect_network}/s{suspect_seed}.tsv"
+        R + "/benchmarks/verify/{network}/s{seed}/eps{eps}/l{key_size}.tsv"
     threads: 1
     script:
         "../scripts/verify.py"

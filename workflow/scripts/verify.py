@@ -1,3 +1,12 @@
-from fsw.workflow import run_stage
+from fsw.workflow import run_stage_many
 
-run_stage(snakemake, "verify", model_in=snakemake.input.model, key_in=snakemake.input.key, out=snakemake.output.record)
+run_stage_many(
+    snakemake,
+    "verify",
+    [
+        (suspect, {"model_in": model, "key_in": snakemake.input.key, "out": record})
+        for suspect, model, record in zip(
+            snakemake.params.suspects, snakemake.input.models, snakemake.output.records, strict=True
+        )
+    ],
+)
