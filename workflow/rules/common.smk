@@ -3,6 +3,7 @@
 from fsw.attacks import check_attack
 
 R = config["results"]
+MODELS = config.get("models", R + "/models")
 SEEDS = config["seeds"]
 NULL_SEEDS = config["null_seeds"]
 NETWORKS = config["networks"]

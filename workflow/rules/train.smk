@@ -1,7 +1,7 @@
 rule train:
     output:
-        model=R + "/models/{network}/s{seed}/model.pt",
-        metrics=R + "/models/{network}/s{seed}/metrics.json",
+        model=MODELS + "/{network}/s{seed}/model.pt",
+        metrics=MODELS + "/{network}/s{seed}/metrics.json",
     params:
         overrides=lambda wc: overrides("train") + [f"network={wc.network}", f"seed={wc.seed}"],
     log:
