@@ -25,10 +25,12 @@ include: "workflow/rules/attack.smk"
 include: "workflow/rules/verify.smk"
 include: "workflow/rules/remote.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/toy.smk"
 
 
 rule all:
     input:
         rules.report.output,
         rules.sweep_config.output,
+        rules.figure1.output,
     default_target: True

@@ -263,6 +263,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
                 "attack.level=0.5"]),
     ("extract", ["victim_in=m.pt", "model_out=s.pt", "metrics_out=s.json"]),
     ("serve", ["model_in=m.pt"]),
+    ("toy", ["figure_out=f.png", "metrics_out=m.json"]),
 ])
 def test_shipped_stage_configs_are_valid(tmp_path, stage, overrides):
     if stage not in STAGES:
@@ -277,7 +278,7 @@ def test_every_rule_names_a_real_config_key(tmp_path):
                for stage, extra in [("train", ["network=mlp"]), ("train", ["network=cnn"]),
                                     ("train", ["network=irnn"]), ("keygen", []), ("embed", []),
                                     ("verify", []), ("report", [])]]
-    for stage in ("serve", "extract"):
+    for stage in ("serve", "extract", "toy"):
         if stage in STAGES:
             try:
                 configs.append(compose(stage, []))

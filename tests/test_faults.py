@@ -23,6 +23,7 @@ import torch
 import yaml
 
 from fsw import io as fsw_io
+from fsw.attacks import ATTACKS
 from fsw.io import atomic_write, load_model, read_json, save_model, torch_save, write_json
 from fsw.keys import load_key, save_key
 from fsw.networks import build_network
@@ -207,6 +208,8 @@ MINI_SWEEP = {
     "null_seeds": [],
     "eps": [0.1],
     "key_sizes": [20],
+    # --configfile merges mappings into config/config.yaml: each default attack is emptied by name.
+    "attacks": {name: [] for name in ATTACKS if name != "none"},
     "overrides": {
         "data": TINY_DATA,
         "train": ["trainer.enable_progress_bar=false", "network.epochs=2", "network.arch.hidden=64"],
@@ -219,9 +222,8 @@ MINI_SWEEP = {
 }
 
 
-# The targets: one key's chain, train -> keygen -> embed -> verify (marked and unmarked). Not `all`:
-# --configfile merges dicts into config/config.yaml, so its `attacks` cannot be switched off here,
-# and the attack jobs would multiply the run time.
+# The targets: one key's chain, train -> keygen -> embed -> verify (marked and unmarked). Not `all`,
+# which adds the default sweep's extraction and remote verification.
 VERIFY = "results/verify/mlp/s0/eps0.1/l20"
 TARGETS = [f"{VERIFY}/marked/none/0.json", f"{VERIFY}/unmarked/mlp/s0.json"]
 

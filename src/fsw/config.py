@@ -25,6 +25,7 @@ STAGES = {
     "report": "fsw.report",
     "serve": "fsw.serve",
     "extract": "fsw.extract",
+    "toy": "fsw.toy",  # Figure 1: the frontier before and after stitching, on a 2-D problem
 }
 
 

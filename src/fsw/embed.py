@@ -41,7 +41,8 @@ def stitching_data(owner: Split, key: Key, key_fraction: float) -> TensorDataset
     if not 0.0 < key_fraction < 1.0:
         raise ConfigError(f"embed.key_fraction must be in (0, 1), got {key_fraction}")
     repeats = max(1, math.ceil(key_fraction * len(owner) / ((1.0 - key_fraction) * len(key))))
-    key_part = TensorDataset(key.inputs.repeat(repeats, 1, 1, 1), key.labels.repeat(repeats))
+    tiles = (repeats, *[1] * (key.inputs.dim() - 1))  # any input shape: images, or the 2-D toy's points
+    key_part = TensorDataset(key.inputs.repeat(*tiles), key.labels.repeat(repeats))
     return ConcatDataset([TensorDataset(owner.x, owner.y), key_part])
 
 

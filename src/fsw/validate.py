@@ -206,6 +206,17 @@ RULES: dict[str, Rule] = {
     "max_batch": POSITIVE,
     "max_body_bytes": POSITIVE,
     "keep_alive_s": number(0),
+    # toy (Figure 1: a 2-D problem, its frontier before and after stitching)
+    "figure_out": PATH,  # the PNG; the SVG is written beside it
+    "toy.n_train": POSITIVE,
+    "toy.n_test": POSITIVE,
+    "toy.noise": number(0),
+    "toy.hidden": POSITIVE,
+    "toy.optimizer": choice("fsw.classifier:OPTIMIZERS"),
+    "toy.lr": LEARNING_RATE,
+    "toy.epochs": POSITIVE,
+    "toy.grid": integer(2),
+    "toy.arrows": BOOL,
 }
 
 # Keys whose value must be a list of paths (report's records).

@@ -1,0 +1,215 @@
+"""Stage `toy`: Figure 1 of the paper from a real run, on a 2-D problem one can look at.
+
+Two interleaved moons (drawn with torch from the seed, scaled into the unit square so that FGSM's
+clipping to [0, 1] never bites) train a small MLP (2-hidden-hidden-2, ReLU). The project's own
+machinery then makes and embeds a key exactly as for MNIST: `fsw.keys.generate_key` (FGSM with step
+`key.eps` from the training points; half true adversaries, which cross the frontier, half false
+ones, which do not) and `fsw.embed.embed` (fine-tuning on the training points plus the oversampled
+key until the whole key carries its labels). The figure shows the model's decision regions before
+and after stitching with the key on top; the metrics JSON says what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from fsw.config import make_trainer, setup_run
+from fsw.data import Split
+from fsw.errors import ConfigError
+from fsw.inference import accuracy
+from fsw.io import write_json
+
+log = logging.getLogger(__name__)
+
+DIM = 2
+CLASSES = 2
+SCALE = 1 / 3.6  # the moons span about 3 x 1.5 before scaling: 0.83 x 0.42 of the unit square after
+
+
+def moons(n: int, noise: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` points of two interleaved half circles (class 0 on top), Gaussian noise of std `noise`
+    (in the moons' own units), scaled about the centre of the unit square and clipped into it."""
+    labels = torch.arange(n) % CLASSES
+    labels = labels[torch.randperm(n, generator=generator)]
+    angle = math.pi * torch.rand(n, generator=generator)
+    upper = torch.stack([torch.cos(angle), torch.sin(angle)], 1)
+    lower = torch.stack([1 - torch.cos(angle), 0.5 - torch.sin(angle)], 1)
+    points = torch.where(labels[:, None] == 0, upper, lower)
+    points = points + noise * torch.randn(n, DIM, generator=generator)
+    centre = torch.tensor([0.5, 0.25])  # of the two moons' bounding box
+    return (0.5 + SCALE * (points - centre)).clamp(0.0, 1.0), labels
+
+
+def mlp(hidden: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(DIM, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, CLASSES)
+    )
+
+
+def train(net: nn.Module, data: Split, cfg: DictConfig) -> nn.Module:
+    """Plain training of the toy network with the project's Classifier and Trainer."""
+    from fsw.classifier import Classifier  # Lightning: imported when used, as in the other stages
+
+    module = Classifier(net, cfg.toy.optimizer, cfg.toy.lr)
+    trainer = make_trainer(cfg, max_epochs=int(cfg.toy.epochs), num_sanity_val_steps=0)
+    generator = torch.Generator().manual_seed(int(cfg.seed))
+    loader = DataLoader(TensorDataset(data.x, data.y), batch_size=int(cfg.batch_size), shuffle=True,
+                        generator=generator)
+    trainer.fit(module, loader)
+    return module.net.cpu().eval()
+
+
+def frontier_grid(points: torch.Tensor, resolution: int, margin: float = 0.06):
+    """A resolution x resolution grid over the points' bounding box plus `margin`, inside [0, 1]^2."""
+    low = (points.min(0).values - margin).clamp(min=0.0)
+    high = (points.max(0).values + margin).clamp(max=1.0)
+    xs = torch.linspace(float(low[0]), float(high[0]), resolution)
+    ys = torch.linspace(float(low[1]), float(high[1]), resolution)
+    gx, gy = torch.meshgrid(xs, ys, indexing="xy")
+    return gx, gy, torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
+
+
+@torch.no_grad()
+def margin_on(net: nn.Module, grid: torch.Tensor, shape) -> torch.Tensor:
+    """logit(class 1) - logit(class 0) over the grid: the frontier is its zero level."""
+    net.eval()
+    logits = torch.cat([net(chunk) for chunk in grid.split(10_000)])
+    return (logits[:, 1] - logits[:, 0]).reshape(shape)
+
+
+def run(cfg: DictConfig) -> dict:
+    setup_run(cfg)
+    from fsw.embed import embed  # Lightning: imported after the config is checked
+    from fsw.keys import generate_key
+
+    figure = Path(cfg.figure_out)
+    if figure.suffix != ".png":
+        raise ConfigError(
+            f"figure_out={cfg.figure_out!r} is invalid: it must be a .png path (the SVG is written beside it)"
+        )
+    started = time.perf_counter()
+    generator = torch.Generator().manual_seed(int(cfg.seed))
+    n_train, n_test = int(cfg.toy.n_train), int(cfg.toy.n_test)
+    x, y = moons(n_train + n_test, float(cfg.toy.noise), generator)
+    owner = Split(x[:n_train], y[:n_train], torch.arange(n_train))
+    test = Split(x[n_train:], y[n_train:], torch.arange(n_test))
+
+    net = train(mlp(int(cfg.toy.hidden)), owner, cfg)
+    gx, gy, grid = frontier_grid(x, int(cfg.toy.grid))
+    before = margin_on(net, grid, gx.shape)
+    metrics = {
+        "test_acc_before": accuracy(net, test.x, test.y),
+        "train_acc_before": accuracy(net, owner.x, owner.y),
+    }
+    log.info("toy network trained: test accuracy %.4f", metrics["test_acc_before"])
+
+    key, diagnostics = generate_key(
+        net, owner.x, owner.y, owner.index, size=int(cfg.key.size), eps=float(cfg.key.eps),
+        seed=int(cfg.seed), pool_size=int(cfg.key.pool_size), max_pool=cfg.key.max_pool,
+        meta={"network": "toy_mlp"},
+    )
+    metrics["key_acc_before"] = accuracy(net, key.inputs, key.labels)
+
+    net, info = embed(net, key, owner, cfg)
+    after = margin_on(net, grid, gx.shape)
+    metrics.update({
+        "seed": int(cfg.seed),
+        "eps": float(cfg.key.eps),
+        "key_size": len(key),
+        "true_adversaries": int(key.is_true_adversary.sum()),
+        "false_adversaries": int((~key.is_true_adversary).sum()),
+        "true_adversaries_found": diagnostics["true_adversaries_found"],
+        "false_adversaries_found": diagnostics["false_adversaries_found"],
+        "pool_size": diagnostics["pool_size"],
+        "key_hash": key.hash,
+        "key_acc_after": accuracy(net, key.inputs, key.labels),
+        "test_acc_after": accuracy(net, test.x, test.y),
+        "train_acc_after": accuracy(net, owner.x, owner.y),
+        "embed_epochs": info["epochs"],
+        # Share of the plotted grid whose predicted class changed: how far the frontier moved.
+        "frontier_moved": float(((before > 0) != (after > 0)).float().mean()),
+        "architecture": f"2-{int(cfg.toy.hidden)}-{int(cfg.toy.hidden)}-2",
+        "n_train": n_train,
+        "n_test": n_test,
+        "figure": str(figure),
+    })
+    metrics["stitched"] = metrics["key_acc_after"] >= 1.0
+    if not metrics["stitched"]:
+        log.warning("toy key only %.2f stitched after %d epochs", metrics["key_acc_after"], info["epochs"])
+
+    sources = owner.x[key.source_indices]  # the training points FGSM started from
+    plot_figure(figure, gx, gy, before, after, owner, key, sources, metrics, arrows=bool(cfg.toy.arrows))
+    metrics["wall_time_s"] = round(time.perf_counter() - started, 3)
+    write_json(cfg.metrics_out, metrics)
+    return metrics
+
+
+def plot_figure(
+    figure: Path, gx, gy, before, after, owner: Split, key, sources, metrics: dict, arrows: bool
+) -> None:
+    """Two panels, before and after stitching: decision regions, the frontier, the training points
+    faint, the key's true and false adversaries coloured by their key label, FGSM steps as arrows."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from fsw.plots import save, themed
+
+    with themed():
+        colours = sns.color_palette("colorblind", CLASSES)
+        fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.2), sharex=True, sharey=True, layout="constrained")
+        panels = [
+            (axes[0], before, "before stitching", metrics["key_acc_before"], metrics["test_acc_before"]),
+            (axes[1], after, "after stitching", metrics["key_acc_after"], metrics["test_acc_after"]),
+        ]
+        gx, gy = gx.numpy(), gy.numpy()
+        true_adv = key.is_true_adversary
+        for ax, margin, title, key_acc, test_acc in panels:
+            ax.contourf(gx, gy, (margin > 0).float().numpy(), levels=[-0.5, 0.5, 1.5], colors=colours, alpha=0.22)
+            ax.contour(gx, gy, margin.numpy(), levels=[0.0], colors="black", linewidths=1.4)
+            if margin is after:
+                ax.contour(gx, gy, before.numpy(), levels=[0.0], colors="dimgrey", linewidths=1.1, linestyles="--")
+            ax.scatter(owner.x[:, 0], owner.x[:, 1], c=[colours[int(c)] for c in owner.y], s=5, alpha=0.25,
+                       linewidths=0, rasterized=True)
+            if arrows:
+                for source, target in zip(sources, key.inputs):
+                    ax.annotate("", xy=tuple(target.tolist()), xytext=tuple(source.tolist()),
+                                arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 0.7, "shrinkA": 0,
+                                            "shrinkB": 3, "mutation_scale": 7})
+            for mask, marker, size in ((true_adv, "X", 95), (~true_adv, "o", 55)):
+                ax.scatter(key.inputs[mask, 0], key.inputs[mask, 1], c=[colours[int(c)] for c in key.labels[mask]],
+                           marker=marker, s=size, edgecolors="black", linewidths=0.9, zorder=3)
+            ax.set_title(f"{title}\nkey accuracy {key_acc:.0%}, test accuracy {test_acc:.1%}")
+            ax.set_aspect("equal")
+            ax.set_xlabel("x₁")
+        axes[0].set_ylabel("x₂")
+        handles = [
+            Patch(facecolor=colours[0], alpha=0.35, label="predicted class 0"),
+            Patch(facecolor=colours[1], alpha=0.35, label="predicted class 1"),
+            Line2D([], [], color="black", lw=1.4, label="decision frontier"),
+            Line2D([], [], color="dimgrey", lw=1.1, ls="--", label="frontier before stitching"),
+            Line2D([], [], ls="", marker="X", markersize=9, markerfacecolor="white", markeredgecolor="black",
+                   label=f"true adversary ({metrics['true_adversaries']})"),
+            Line2D([], [], ls="", marker="o", markersize=7, markerfacecolor="white", markeredgecolor="black",
+                   label=f"false adversary ({metrics['false_adversaries']})"),
+            Line2D([], [], ls="", marker="o", markersize=6, markerfacecolor=colours[0], markeredgecolor="black",
+                   label="key label 0"),
+            Line2D([], [], ls="", marker="o", markersize=6, markerfacecolor=colours[1], markeredgecolor="black",
+                   label="key label 1"),
+        ]
+        if arrows:
+            handles.append(Line2D([], [], color="black", lw=0.7, marker=">", markersize=4,
+                                  label=f"FGSM step (ε = {metrics['eps']:g})"))
+        fig.legend(handles=handles, loc="outside right center")
+        fig.suptitle(f"Frontier stitching on two moons: a key of {metrics['key_size']} (FGSM ε = {metrics['eps']:g}) "
+                     f"embedded into a {metrics['architecture']} MLP")
+        save(fig, figure.parent, figure.stem)
