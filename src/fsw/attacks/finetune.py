@@ -15,7 +15,6 @@ from omegaconf import DictConfig
 from torch import nn
 
 from fsw.attacks.base import Attack, is_whole
-from fsw.classifier import Classifier
 from fsw.config import make_trainer
 from fsw.data import Split
 
@@ -36,6 +35,8 @@ def finetune(
     trained = net if train_all else net.classifier
     net.requires_grad_(False)
     trained.requires_grad_(True)
+    from fsw.classifier import Classifier  # Lightning (~5 s to import): only the attacks that train
+
     module = Classifier(net, cfg.attack.optimizer, float(cfg.attack.lr))
     trainer = make_trainer(cfg, max_epochs=int(level), num_sanity_val_steps=0)
     trainer.fit(module, data.loader(int(cfg.attack.batch_size), shuffle=True, seed=int(cfg.seed)))

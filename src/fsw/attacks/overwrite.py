@@ -13,11 +13,12 @@ from torch import nn
 from fsw.attacks.base import Attack, is_whole
 from fsw.inference import accuracy
 from fsw.data import Split
-from fsw.embed import embed
 from fsw.keys import generate_key
 
 
 def overwrite(net: nn.Module, level: float, cfg: DictConfig, data: Split) -> tuple[nn.Module, dict]:
+    from fsw.embed import embed  # Lightning (~5 s to import): only the attacks that train
+
     settings = cfg.attack
     key, diagnostics = generate_key(
         net,
