@@ -16,6 +16,8 @@ configfile: Path(workflow.basedir) / "config" / "config.yaml"
 validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 check_sweep(config)  # the Hydra overrides inside the grid, range-checked before any job runs
 
+report: "workflow/report/workflow.rst"
+
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"

@@ -79,4 +79,29 @@ def test_readme_results_section_is_generated_deterministically(smoke_run, tmp_pa
     readme.write_text(f"intro\n{START}\nold\n{END}\noutro\n")
     update_readme(readme, section)
     text = readme.read_text()
-    assert text.startswith("intro\n") and text.endswith("\noutro\n") and "old" not in text
+    assert text.startswith("intro\n") and text.endswith("\noutro\n") and "\nold\n" not in text
+
+
+def test_snakemake_report_shows_every_category_and_output(smoke_run, tmp_path):
+    """`snakemake --report` after the run: one self-contained HTML with every category and every
+    table (CSV) and figure (PNG) the report rule declares, Snakemake's runtime statistics included."""
+    workdir = smoke_run.parents[1]
+    html = tmp_path / "report.html"
+    done = snakemake(workdir, "--report", str(html))
+    assert done.returncode == 0, done.stderr[-4000:]
+    text = html.read_text()
+    for category in ("Training", "Keys", "Embedding", "Attacks", "Extraction", "False positives",
+                     "Remote verification", "Paper vs fsw", "Sweep", "Verification"):
+        assert f'"{category}": {{' in text, category  # the report's index of categories
+    reported = ([smoke_run / "tables" / name for name in ("verification.csv", "remote.csv")]
+                + [smoke_run / "config.yaml"]
+                + [p for folder in ("report", "tables/false_positives", "plots")
+                   for p in (smoke_run / folder).rglob("*") if p.suffix in (".csv", ".png")])
+    assert len(reported) > 30
+    for path in reported:
+        assert f'"{path.name}"' in text, path.name  # the results index names each file
+    for attack in ("prune_global", "quantize", "overwrite"):
+        assert f"robustness_{attack}.png" in text
+    assert "extraction_curves.png" in text and "paper_vs_fsw.csv" in text and "runtime.csv" in text
+    for rule in ("train", "keygen", "embed_key", "attack", "verify", "report"):  # Snakemake's runtime panel
+        assert f'{{"rule": "{rule}", "runtime": ' in text, rule

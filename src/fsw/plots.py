@@ -1,9 +1,10 @@
 """Figures of the verification statistics, all drawn in one style and written as PNG and SVG.
 
-`themed()` and `save()` are the style helper every figure uses (later figures should too):
-seaborn's whitegrid style, the colorblind palette, one eps -> colour map (`eps_palette`), and
-PNG (150 dpi) + SVG written atomically. `write_false_positive_outputs(records, out_dir)` is the
-report-stage entry point: tables (via `fsw.stats.write_tables`) and every figure below.
+`themed()` and `save()` are the style helper every figure uses (fsw.figures too): seaborn's
+whitegrid style, the colorblind palette, one eps -> colour map (`eps_palette`), panels of one size
+(`facets`) with one legend (`figure_legend`), and PNG (150 dpi) + SVG written atomically.
+`write_false_positive_outputs(records, out_dir)` is the report stage's entry point for the
+false-positive statistics: tables (via `fsw.stats.write_tables`) and every figure below.
 """
 
 from __future__ import annotations
@@ -64,13 +65,16 @@ def save(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
     return paths
 
 
-def _grid(rows: int, cols: int, sharey: bool = True) -> tuple[plt.Figure, np.ndarray]:
+def facets(rows: int, cols: int, sharey: bool = True) -> tuple[plt.Figure, np.ndarray]:
+    """A rows x cols grid of panels of one size (shared x, and y unless told), room for a legend."""
     fig, axes = plt.subplots(rows, cols, figsize=(PANEL[0] * cols + 2.0, PANEL[1] * rows + 0.6),
                              squeeze=False, sharex=True, sharey=sharey, layout="constrained")
     return fig, axes
 
 
-def _legend(fig: plt.Figure, axes: np.ndarray, title: str | None = None) -> None:
+def figure_legend(fig: plt.Figure, axes: np.ndarray, title: str | None = None, below: bool = False) -> None:
+    """One legend with every distinct label of the panels, in first-seen order: right of the figure,
+    or below it (for long labels, which would squeeze a narrow figure's panels)."""
     handles, labels = {}, []
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
@@ -78,7 +82,8 @@ def _legend(fig: plt.Figure, axes: np.ndarray, title: str | None = None) -> None
                 handles[label] = handle
                 labels.append(label)
     if handles:
-        fig.legend([handles[label] for label in labels], labels, title=title, loc="outside right center")
+        fig.legend([handles[label] for label in labels], labels, title=title,
+                   loc="outside lower center" if below else "outside right center", ncols=2 if below else 1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -96,7 +101,7 @@ def plot_rates(rate_table: pd.DataFrame, rule: str, out_dir: str | Path, name: s
     palette = eps_palette(table.eps)
     sizes = sorted(table.key_size.unique())
     with themed():
-        fig, axes = _grid(len(metrics), len(networks))
+        fig, axes = facets(len(metrics), len(networks))
         for col, network in enumerate(networks):
             for row, metric in enumerate(metrics):
                 ax = axes[row, col]
@@ -121,7 +126,7 @@ def plot_rates(rate_table: pd.DataFrame, rule: str, out_dir: str | Path, name: s
                 ax.set_title(f"{network}" if row == 0 else "")
                 ax.set_xlabel("key size l (key items = queries)" if row == len(metrics) - 1 else "")
                 ax.set_ylabel(RATE_LABELS[metric] if col == 0 else "")
-        _legend(fig, axes, title="FGSM step")
+        figure_legend(fig, axes, title="FGSM step")
         fig.suptitle(f"decision rule: {rule}" + ("  (the paper's test)" if rule == stats.PAPER_RULE else ""))
         return save(fig, out_dir, name or f"rates_{rule}")
 
@@ -194,7 +199,7 @@ def plot_null_accuracy(records: pd.DataFrame, out_dir: str | Path, name: str = "
     z = float(data.z.max())
     what = "key accuracy" if column == "key_acc" else "accuracy on the true adversaries"
     with themed():
-        fig, axes = _grid(len(sizes), len(networks))
+        fig, axes = facets(len(sizes), len(networks))
         for r, size in enumerate(sizes):
             items = int(size) if column == "key_acc" else int(size) // 2
             k = np.arange(items + 1)
@@ -218,7 +223,7 @@ def plot_null_accuracy(records: pd.DataFrame, out_dir: str | Path, name: str = "
                 ax.set_ylabel("")
         fig.supxlabel(f"null model {what} (fraction of key items answered with the key label)")
         fig.supylabel("cumulative fraction of null models")
-        _legend(fig, axes)
+        figure_legend(fig, axes)
         return save(fig, out_dir, name)
 
 
@@ -262,11 +267,12 @@ def write_figures(tables: dict[str, pd.DataFrame], records: pd.DataFrame, out_di
 
 def write_false_positive_outputs(records: pd.DataFrame, out_dir: str | Path, plot_dir: str | Path | None = None,
                                  z: float | None = None, default: str = stats.DEFAULT_RULE,
-                                 **kwargs) -> list[Path]:
+                                 **kwargs) -> tuple[list[Path], dict[str, pd.DataFrame]]:
     """The report stage's false-positive outputs: tables (decisions, rates, null_accuracy, rules; CSV
-    and Markdown) into out_dir, figures (PNG + SVG) into plot_dir (default out_dir)."""
+    and Markdown) into out_dir, figures (PNG + SVG) into plot_dir (default out_dir). Returns the
+    paths and the tables (`decisions`: every record with every rule's decision)."""
     paths, tables = stats.write_tables(records, out_dir, z=z, default=default, **kwargs)
-    return paths + write_figures(tables, records, plot_dir if plot_dir is not None else out_dir)
+    return paths + write_figures(tables, records, plot_dir if plot_dir is not None else out_dir), tables
 
 
 def expected_outputs(out_dir: str | Path, plot_dir: str | Path | None = None,

@@ -1,58 +1,30 @@
-"""Write the README's results section from a finished sweep's tables, config and benchmark files.
+"""Write the README's results section from a finished sweep's tables, figures, config and benchmark files.
 
     python -m fsw.readme [--results results] [--readme README.md]
 
-The section sits between the `results:start` and `results:end` markers; nothing in it is typed by hand.
+The section sits between the `results:start` and `results:end` markers; nothing in it is typed by
+hand: it is a function of the files under --results (the report stage's tables and figures, the
+sweep's config.yaml and the benchmark files), so the same results give the same section.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from fsw.io import atomic_write
+from fsw.report import benchmark_jobs, extraction_verdict
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-
-
-def benchmarks(results: Path) -> pd.DataFrame:
-    """One row per benchmarked job: its rule, its run time, and when its benchmark file was written."""
-    return pd.DataFrame(
-        [
-            {
-                "rule": path.relative_to(results / "benchmarks").parts[0],
-                "s": float(pd.read_csv(path, sep="\t")["s"].iloc[0]),
-                "finished": path.stat().st_mtime,
-            }
-            for path in sorted((results / "benchmarks").rglob("*.tsv"))
-        ],
-        columns=["rule", "s", "finished"],
-    )
 
 
 def sweep_wall_time(jobs: pd.DataFrame) -> float:
     """From the first benchmarked job's start to the last one's end (unbenchmarked jobs are short)."""
     return float(jobs.finished.max() - (jobs.finished - jobs.s).min())
-
-
-def robustness(decisions: pd.DataFrame) -> pd.DataFrame:
-    """Per network, attack and level: the attacked models' test accuracy, key errors, and how many
-    were called marked by the paper's rule and by the recommended default rule."""
-    marked = decisions[decisions.model_kind == "marked"]
-    table = marked.groupby(["network", "attack", "level"], sort=True).agg(
-        models=("key_errors", "size"),
-        test_acc=("test_acc", "mean"),
-        key_errors=("key_errors", "mean"),
-        theta=("theta", "first"),
-        detected_paper=("marked_paper_binomial", "sum"),
-        detected_default=("marked_default", "sum"),
-    )
-    return table.round({"test_acc": 4, "key_errors": 1}).reset_index()
 
 
 def rule_summary(rules: pd.DataFrame) -> pd.DataFrame:
@@ -61,49 +33,106 @@ def rule_summary(rules: pd.DataFrame) -> pd.DataFrame:
     return rules[[c for c in columns if c in rules.columns]].round(3)
 
 
-def results_section(results: Path) -> str:
+def training_summary(training: pd.DataFrame) -> pd.DataFrame:
+    """Per network: how many models were trained and their test accuracy (mean, min, max)."""
+    return (training.groupby("network").test_acc.agg(models="count", test_acc_mean="mean", test_acc_min="min",
+                                                     test_acc_max="max")
+            .round(4).reset_index())
+
+
+def table(frame: pd.DataFrame, columns: list[str]) -> str:
+    return frame[columns].to_markdown(index=False, floatfmt=".4g")
+
+
+def figure_links(results: Path, link_base: Path) -> list[str]:
+    """Markdown images of the report's figures (PNG), paths relative to the README's folder."""
+    figures = [results / "report" / "embedding" / "accuracy_drop.png",
+               results / "report" / "false_positives" / "key_errors.png",
+               *sorted((results / "report" / "attacks").glob("robustness_*.png")),
+               results / "report" / "extraction" / "extraction_curves.png"]
+    return [f"![{path.stem}]({Path(os.path.relpath(path, link_base)).as_posix()})" for path in figures if path.exists()]
+
+
+def results_section(results: Path, link_base: Path = Path(".")) -> str:
+    """The README's results section; link_base: the README's folder (figure links are relative to it)."""
     config = yaml.safe_load((results / "config.yaml").read_text())
-    table = (results / "tables" / "verification.md").read_text().strip()
-    jobs = benchmarks(results)
-    decisions = pd.read_csv(results / "tables" / "false_positives" / "decisions.csv")
+    report = results / "report"
+    verification = (results / "tables" / "verification.md").read_text().strip()
+    jobs = benchmark_jobs(results / "benchmarks")
     rules = pd.read_csv(results / "tables" / "false_positives" / "rules.csv")
-    grid = ", ".join(f"{name} {config[name]}" for name in ("networks", "seeds", "eps", "key_sizes"))
-    times = jobs.groupby("rule").s.agg(jobs="count", total_s="sum").round(1).reset_index()
+    machine = pd.read_csv(report / "sweep" / "machine.csv").iloc[0]
+    runtime = pd.read_csv(report / "sweep" / "runtime.csv")
+    comparison = pd.read_csv(report / "paper" / "paper_vs_fsw.csv").fillna("")
+    mark_lost = pd.read_csv(report / "attacks" / "mark_lost.csv", dtype=str)
+    extraction = pd.read_csv(report / "extraction" / "extraction.csv")
+    training = pd.read_csv(report / "training" / "training.csv")
+    grid = ", ".join(f"{name} {config[name]}" for name in ("networks", "seeds", "null_seeds", "eps", "key_sizes"))
+    attacks = "; ".join(f"{name} {levels}" for name, levels in config["attacks"].items() if levels)
     lines = [
         START,
         "## Results",
         "",
-        f"Generated by `make readme` from `{results}/` (grid: {grid}). From the first job's start to the "
-        f"last job's end the sweep took {sweep_wall_time(jobs) / 60:.1f} minutes of wall time "
-        f"on {os.cpu_count()} CPU cores ({platform.machine()}, no GPU).",
+        (f"Generated by `make readme` from `{results}/`: the sweep's config as it ran is "
+         f"`{results}/config.yaml` (grid: {grid}; attacks: {attacks}; extraction: {config['extraction']}). "
+         f"From the first job's start to the last job's end the sweep took {sweep_wall_time(jobs) / 60:.1f} "
+         f"minutes of wall time on {machine.cpus} CPU cores ({machine.platform}, no GPU). "
+         f"`snakemake --report {results}/report.html` gathers every table and figure below (see [The report](#the-report))."),
         "",
-        "Each row: the marked model (`*_marked`) beside the unmarked model its key was made from "
-        "(`*_unmarked`); `acc_drop` is test accuracy lost by embedding (negative = gained); "
-        "`detected_*` is the paper's binomial decision `key_errors < theta` at z = 0.05.",
+        "### Paper vs fsw",
         "",
-        table,
+        ("Each claim of the paper against this run; verdicts and explanations are computed from the "
+         "measurements (`fsw.report.paper_vs_fsw`)."),
+        "",
+        table(comparison, ["claim", "paper", "fsw", "verdict", "explanation"]),
+        "",
+        "### Training, embedding, detection",
+        "",
+        "Test accuracy of the trained models (the key sources and the null models):",
+        "",
+        table(training_summary(training), ["network", "models", "test_acc_mean", "test_acc_min", "test_acc_max"]),
+        "",
+        ("Each row: the marked model (`*_marked`) beside the unmarked model its key was made from "
+         "(`*_unmarked`); `acc_drop` is test accuracy lost by embedding (negative = gained); "
+         "`detected_*` is the paper's binomial decision `key_errors < theta` at z = 0.05."),
+        "",
+        verification,
         "",
         "### Removal attacks",
         "",
-        "Mean over the sweep's keys (one per eps) of each attacked marked model; `detected_*` counts the "
-        "models called marked by the paper's rule and by the recommended default rule (see below). "
-        "`extract_*` are surrogates trained on the labels of the served marked model, level = queries.",
+        ("Per key and attack, levels from the weakest to the strongest: the weakest level at which the "
+         "paper's rule (`lost_paper`) and the recommended rule (`lost_default`) no longer detect the mark, "
+         "the weakest levels at which test accuracy has fallen 1, 5 and 10 points, and whether the mark is "
+         "lost before the model is ruined (`report/attacks/mark_lost.md` says what ruined means)."),
         "",
-        robustness(decisions).to_markdown(index=False),
+        table(mark_lost, ["network", "eps", "key_size", "attack", "levels", "lost_paper", "lost_default", "drop_1pt",
+                          "drop_5pt", "drop_10pt", "lost_before_ruin_paper", "lost_before_ruin_default"]),
+        "",
+        "### Extraction",
+        "",
+        extraction_verdict(extraction) + (" Surrogates trained on the labels of the served marked model; "
+                                          "`null_key_acc`: the mean key accuracy of the null models verified "
+                                          "with the same key."),
+        "",
+        table(extraction, ["network", "eps", "surrogate", "augmentation", "queries", "test_acc", "victim_acc",
+                           "key_errors", "key_acc", "null_key_acc", "detected_paper", "detected_default"]),
         "",
         "### False positives: the paper's rule against independently trained models",
         "",
-        "Every key was verified against every unmarked model of the sweep (each network at the "
-        "sweep's seed and at the null seeds). `fpr` is the share of independent unmarked models called "
-        "marked, with its 95% Clopper-Pearson interval; `tpr` the share of marked models detected, "
-        "`tpr_attacked` of attacked copies. Calibrated rules judge a model against the null models "
-        "of the same key, leaving that model out.",
+        ("Every key was verified against every unmarked model of the sweep (each network at the "
+         "sweep's seed and at the null seeds). `fpr` is the share of independent unmarked models called "
+         "marked, with its 95% Clopper-Pearson interval; `tpr` the share of marked models detected, "
+         "`tpr_attacked` of attacked copies. Calibrated rules judge a model against the null models "
+         "of the same key, leaving that model out."),
         "",
         rule_summary(rules).to_markdown(index=False),
         "",
-        "Runtime per rule (sum over its jobs, from the `benchmark:` files):",
+        "### Figures",
         "",
-        times.to_markdown(index=False),
+        "\n\n".join(figure_links(results, link_base)),
+        "",
+        "Runtime per rule (benchmarked jobs, from the `benchmark:` files):",
+        "",
+        runtime.to_markdown(index=False),
         END,
     ]
     return "\n".join(lines)
@@ -123,7 +152,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
     args = parser.parse_args()
-    update_readme(args.readme, results_section(args.results))
+    update_readme(args.readme, results_section(args.results, link_base=args.readme.parent))
     print(f"updated {args.readme} from {args.results}")
 
 

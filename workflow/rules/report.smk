@@ -1,3 +1,8 @@
+# Tables and figures of the whole sweep, and what `snakemake --report results/report.html` shows:
+# every table (CSV) and figure (PNG) the report rule writes, one category per folder, one caption
+# per folder under workflow/report/ (its text chosen per file by the file's name).
+
+
 def verification_records(wildcards=None):
     """Every key against its marked model at every attack level and every unmarked model; the keys
     of the extraction eps also against each extracted surrogate."""
@@ -13,6 +18,37 @@ def verification_records(wildcards=None):
     return per_key + extracted
 
 
+# results/report/{folder} (written by fsw.report, see CATEGORIES there) -> its category in the HTML report
+REPORT_FOLDERS = {
+    "training": "Training",
+    "keys": "Keys",
+    "embedding": "Embedding",
+    "attacks": "Attacks",
+    "extraction": "Extraction",
+    "false_positives": "False positives",
+    "paper": "Paper vs fsw",
+    "sweep": "Sweep",
+}
+
+
+def file_kind(wildcards):
+    """figure or table: which pattern of a reported folder a file matched."""
+    return "figure" if "figure" in wildcards.keys() else "table"
+
+
+def reported_folder(path, caption, category):
+    """A folder of tables and figures in the HTML report: each CSV table and PNG figure (not their
+    Markdown and SVG twins) under `category`, subcategory figures or tables, labelled by its name."""
+    return report(
+        directory(path),
+        patterns=["{figure}.png", "{table}.csv"],
+        caption=caption,
+        category=category,
+        subcategory=lambda wildcards: file_kind(wildcards) + "s",
+        labels=lambda wildcards: {file_kind(wildcards): getattr(wildcards, file_kind(wildcards))},
+    )
+
+
 rule report:
     input:
         records=verification_records(),
@@ -20,14 +56,26 @@ rule report:
             VERIFY_DIR + "/remote/{kind}.json",
             network=NETWORKS, seed=SEEDS, eps=REMOTE_EPS, key_size=KEY_SIZES, kind=["marked", "unmarked"],
         ),
+        train=expand(rules.train.output.metrics, network=NETWORKS, seed=SEEDS + NULL_SEEDS),
+        keygen=grid(rules.keygen.output.report),
+        embed=grid(rules.embed_key.output.metrics),
     output:
         csv=report(R + "/tables/verification.csv", category="Verification", caption="../report/verification.rst"),
         md=R + "/tables/verification.md",
-        false_positives=directory(R + "/tables/false_positives"),
-        plots=directory(R + "/plots"),
+        false_positives=reported_folder(R + "/tables/false_positives", "../report/fp_tables.rst", "False positives"),
+        plots=reported_folder(R + "/plots", "../report/fp_figures.rst", "False positives"),
         remote=R + "/tables/remote.md",
+        remote_csv=report(R + "/tables/remote.csv", category="Remote verification", caption="../report/remote.rst"),
+        **{
+            f"report_{folder}": reported_folder(f"{R}/report/{folder}", f"../report/{folder}.rst", category)
+            for folder, category in REPORT_FOLDERS.items()
+        },
     params:
         overrides=overrides("report"),
+        report_dir=R + "/report",
+        # read, not declared as input: Snakemake cannot make a benchmark file an input; every
+        # benchmarked job but the toy's is upstream of this one, so its file exists by now
+        benchmarks_dir=R + "/benchmarks",
     log:
         R + "/logs/report.log",
     threads: 1
@@ -38,7 +86,7 @@ rule report:
 rule sweep_config:
     """The grid this sweep ran with, kept beside its results."""
     output:
-        R + "/config.yaml",
+        report(R + "/config.yaml", category="Sweep", caption="../report/config.rst"),
     log:
         R + "/logs/sweep_config.log",
     run:

@@ -1,0 +1,60 @@
+"""fsw.readme on the results folder of a report run on synthetic records: the section is a function
+of the files (the same files give the same text, a changed table changes it) and lands between the
+markers."""
+
+import pandas as pd
+import pytest
+import yaml
+
+from fsw import readme
+from tests.test_report import run_report
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    results = run_report(tmp_path_factory.mktemp("readme"))
+    config = {"networks": ["mlp", "irnn"], "seeds": [0], "null_seeds": [1, 2, 3], "eps": [0.1, 0.25],
+              "key_sizes": [100], "attacks": {"prune_global": [0.25, 0.5, 0.75, 0.9], "quantize": [16, 8, 4, 2],
+                                              "ftll": [1, 2], "rtal": []},
+              "extraction": {"eps": [0.25], "surrogates": ["mlp"], "budgets": [1000, 5000], "fgsm": [False, True]}}
+    (results / "config.yaml").write_text(yaml.safe_dump(config))
+    return results
+
+
+def test_section_is_deterministic_and_complete(results):
+    section = readme.results_section(results, link_base=results.parent)
+    assert section == readme.results_section(results, link_base=results.parent)
+    for heading in ("### Paper vs fsw", "### Training, embedding, detection", "### Removal attacks",
+                    "### Extraction", "### False positives", "### Figures"):
+        assert heading in section
+    assert f"config as it ran is `{results}/config.yaml`" in section and "rtal" not in section.split("###")[0]
+    assert "CPU cores" in section and "quantize [16, 8, 4, 2]" in section
+    assert "![robustness_quantize](results/report/attacks/robustness_quantize.png)" in section
+    assert "![key_errors](results/report/false_positives/key_errors.png)" in section
+    assert "The mark does not survive extraction in this sweep" in section
+    assert "| 16, 8, 4, 2 " in section  # mark_lost rows, levels weakest first
+    assert "paper_binomial" in section and "| train " in section  # decision rules; runtime per rule
+
+
+def test_section_follows_the_tables(results, tmp_path):
+    comparison_csv = results / "report" / "paper" / "paper_vs_fsw.csv"
+    original = comparison_csv.read_text()
+    try:
+        comparison = pd.read_csv(comparison_csv)
+        comparison.loc[0, "fsw"] = "a value no report writes"
+        comparison.to_csv(comparison_csv, index=False)
+        assert "a value no report writes" in readme.results_section(results)
+    finally:
+        comparison_csv.write_text(original)
+
+
+def test_update_readme_replaces_only_the_section(results, tmp_path):
+    section = readme.results_section(results)
+    path = tmp_path / "README.md"
+    path.write_text(f"intro\n{readme.START}\nold\n{readme.END}\noutro\n")
+    readme.update_readme(path, section)
+    text = path.read_text()
+    assert text.startswith("intro\n") and text.endswith("\noutro\n") and "\nold\n" not in text
+    path.write_text("no markers\n")
+    with pytest.raises(ValueError, match="markers"):
+        readme.update_readme(path, section)
