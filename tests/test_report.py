@@ -220,7 +220,9 @@ def run_report(tmp_path) -> Path:
                                    "train_size": 45000, "wall_time_s": 60.0}))
     bench = results / "benchmarks" / "train" / "mlp" / "s0.tsv"
     bench.parent.mkdir(parents=True)
-    bench.write_text("s\th:m:s\n61.5\t0:01:01\n")
+    bench.write_text("s\th:m:s\tmax_rss\tcpu_time\n61.5\t0:01:01\t900.0\t58.25\n")
+    # a rule with one job writes its benchmark file straight under benchmarks/
+    (results / "benchmarks" / "figure1.tsv").write_text("s\th:m:s\tmax_rss\tcpu_time\n9.5\t0:00:09\t300.0\t8.5\n")
     report.run(compose("report", [
         f"records=[{','.join(map(str, paths))}]", f"table_csv={results}/tables/verification.csv",
         f"table_md={results}/tables/verification.md", f"fp_dir={results}/tables/false_positives",
@@ -241,8 +243,10 @@ def test_run_writes_every_category(tmp_path):
         assert expected in written, expected
     assert "embedding/accuracy_drop.png" not in written  # no embed metrics given
     runtime = pd.read_csv(results / "report" / "sweep" / "runtime.csv")
-    assert runtime.to_dict("records") == [{"rule": "train", "jobs": 1, "total_s": 61.5, "mean_s": 61.5,
-                                           "max_s": 61.5}]
+    assert runtime.to_dict("records") == [
+        {"rule": "figure1", "jobs": 1, "total_s": 9.5, "mean_s": 9.5, "max_s": 9.5, "cpu_s": 8.5},
+        {"rule": "train", "jobs": 1, "total_s": 61.5, "mean_s": 61.5, "max_s": 61.5, "cpu_s": 58.25},
+    ]
     comparison = pd.read_csv(results / "report" / "paper" / "paper_vs_fsw.csv")
     assert len(comparison) == 6 and set(comparison.verdict) <= {report.AGREES, report.PARTLY, report.DISAGREES,
                                                                  report.UNDETERMINED}

@@ -91,20 +91,16 @@ def load_json_table(paths: Iterable) -> pd.DataFrame:
 
 
 def benchmark_jobs(benchmarks_dir: str | Path) -> pd.DataFrame:
-    """One row per benchmarked job: its rule (the first folder under benchmarks_dir), its run time
-    (column s of Snakemake's benchmark file), and when its benchmark file was written."""
+    """One row per benchmarked job: its rule (the first folder, or the file's name, under
+    benchmarks_dir), its run time and CPU time (columns s and cpu_time of Snakemake's benchmark
+    file), and when its benchmark file was written."""
     root = Path(benchmarks_dir)
-    return pd.DataFrame(
-        [
-            {
-                "rule": path.relative_to(root).parts[0],
-                "s": float(pd.read_csv(path, sep="\t")["s"].iloc[0]),
-                "finished": path.stat().st_mtime,
-            }
-            for path in sorted(root.rglob("*.tsv"))
-        ],
-        columns=["rule", "s", "finished"],
-    )
+    rows = []
+    for path in sorted(root.rglob("*.tsv")):
+        measured = pd.read_csv(path, sep="\t").iloc[0]
+        rows.append({"rule": Path(path.relative_to(root).parts[0]).stem, "s": float(measured["s"]),
+                     "cpu_s": float(measured["cpu_time"]), "finished": path.stat().st_mtime})
+    return pd.DataFrame(rows, columns=["rule", "s", "cpu_s", "finished"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -524,8 +520,9 @@ def paper_vs_fsw(records: pd.DataFrame, decisions: pd.DataFrame, embedding: pd.D
 
 
 def runtime_table(jobs: pd.DataFrame) -> pd.DataFrame:
-    """Per rule: benchmarked jobs and their run time (total, mean, longest), in seconds."""
-    table = jobs.groupby("rule").s.agg(jobs="count", total_s="sum", mean_s="mean", max_s="max")
+    """Per rule: benchmarked jobs, their run time (total, mean, longest) and CPU time, in seconds."""
+    table = jobs.groupby("rule").agg(jobs=("s", "count"), total_s=("s", "sum"), mean_s=("s", "mean"),
+                                     max_s=("s", "max"), cpu_s=("cpu_s", "sum"))
     return table.round(2).reset_index()
 
 
