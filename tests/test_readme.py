@@ -58,3 +58,19 @@ def test_update_readme_replaces_only_the_section(results, tmp_path):
     path.write_text("no markers\n")
     with pytest.raises(ValueError, match="markers"):
         readme.update_readme(path, section)
+
+
+def test_speed_benchmarks_are_shown_when_measured(results, tmp_path):
+    import json
+
+    assert readme.speed_benchmarks(tmp_path) == []  # none run yet: nothing claimed
+    (tmp_path / "lightning.json").write_text(json.dumps({"threads": 2, "rows": [
+        {"network": "mlp", "plain_s": 2.5, "lightning_s": 2.625, "ratio": 1.05, "within_target": True}]}))
+    (tmp_path / "verify.json").write_text(json.dumps({
+        "key_size": 100, "model": "mlp",
+        "local": {"median_ms": 1.9, "target_ms": 50.0, "met": True},
+        "http": {"median_ms": 39.3, "target_ms": 300.0, "met": True},
+        "throughput": [{"clients": 1, "images_per_s": 1918}]}))
+    text = "\n".join(readme.speed_benchmarks(tmp_path))
+    assert "### Speed benchmarks" in text and "| mlp " in text and "1.05" in text
+    assert "39.3" in text and "1918" in text

@@ -10,6 +10,7 @@ sweep's config.yaml and the benchmark files), so the same results give the same 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -134,9 +135,31 @@ def results_section(results: Path, link_base: Path = Path(".")) -> str:
         "Runtime per rule (benchmarked jobs, from the `benchmark:` files):",
         "",
         runtime.to_markdown(index=False),
+        *speed_benchmarks(link_base / "benchmarks" / "results"),
         END,
     ]
     return "\n".join(lines)
+
+
+def speed_benchmarks(results: Path) -> list[str]:
+    """The on-demand speed benchmarks (benchmarks/*.py) whose result files exist, as Markdown."""
+    lines = []
+    lightning, verify = results / "lightning.json", results / "verify.json"
+    if lightning.is_file():
+        measured = json.loads(lightning.read_text())
+        lines += ["", "### Speed benchmarks", "",
+                  (f"`benchmarks/bench_lightning.py` ({measured['threads']} threads): one training epoch "
+                   "through Lightning and through a plain torch loop on the same data; target ratio <= 1.10."),
+                  "", pd.DataFrame(measured["rows"]).to_markdown(index=False)]
+    if verify.is_file():
+        measured = json.loads(verify.read_text())
+        latency = pd.DataFrame([{"where": where, **{k: v for k, v in measured[where].items()}}
+                                for where in ("local", "http")])
+        lines += ["", (f"`benchmarks/bench_verify.py`: verification of l = {measured['key_size']} "
+                       f"({measured['model']}), latency in ms, and the server's throughput."),
+                  "", latency.to_markdown(index=False), "",
+                  pd.DataFrame(measured["throughput"]).to_markdown(index=False)]
+    return lines
 
 
 def update_readme(readme: Path, section: str) -> None:
