@@ -18,5 +18,10 @@ rule attack:
     wildcard_constraints:
         attack="|".join(ATTACK_LEVELS),
     threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+        # one GPU per job when the run is offered GPUs (--resources gpu=N), none otherwise
+        gpu=lambda wc: min(1, workflow.global_resources.get("gpu").value or 0),
     script:
         "../scripts/attack.py"

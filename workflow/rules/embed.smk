@@ -12,5 +12,10 @@ rule embed_key:
     benchmark:
         R + "/benchmarks/embed/{network}/s{seed}/eps{eps}/l{key_size}.tsv"
     threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=30,
+        # one GPU per job when the run is offered GPUs (--resources gpu=N), none otherwise
+        gpu=lambda wc: min(1, workflow.global_resources.get("gpu").value or 0),
     script:
         "../scripts/embed.py"

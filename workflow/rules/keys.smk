@@ -12,5 +12,8 @@ rule keygen:
     benchmark:
         R + "/benchmarks/keygen/{network}/s{seed}/eps{eps}/l{key_size}.tsv"
     threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     script:
         "../scripts/keygen.py"

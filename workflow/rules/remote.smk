@@ -26,6 +26,9 @@ rule verify_remote:
     wildcard_constraints:
         kind="marked|unmarked",
     threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=10,
     script:
         "../scripts/verify_remote.py"
 
@@ -54,6 +57,11 @@ rule extract:
         augment="|_fgsm",
         budget=r"\d+",
     threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=30,
+        # one GPU per job when the run is offered GPUs (--resources gpu=N), none otherwise
+        gpu=lambda wc: min(1, workflow.global_resources.get("gpu").value or 0),
     script:
         "../scripts/extract.py"
 
@@ -76,5 +84,8 @@ rule verify_extracted:
         augment="|_fgsm",
         budget=r"\d+",
     threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     script:
         "../scripts/verify_extracted.py"

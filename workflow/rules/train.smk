@@ -10,5 +10,10 @@ rule train:
         R + "/benchmarks/train/{network}/s{seed}.tsv"
     # Two one-thread jobs train more images per second than one two-thread job, except the CNN's.
     threads: lambda wildcards: 2 if wildcards.network == "cnn" else 1
+    resources:
+        mem_mb=2000,
+        runtime=lambda wildcards: 60 if wildcards.network == "cnn" else 20,
+        # one GPU per job when the run is offered GPUs (--resources gpu=N), none otherwise
+        gpu=lambda wc: min(1, workflow.global_resources.get("gpu").value or 0),
     script:
         "../scripts/train.py"

@@ -34,5 +34,8 @@ rule verify:
     benchmark:
         R + "/benchmarks/verify/{network}/s{seed}/eps{eps}/l{key_size}.tsv"
     threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     script:
         "../scripts/verify.py"
