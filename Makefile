@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
 
 readme: setup
 	$(BIN)/python -m fsw.readme --results results --readme README.md
