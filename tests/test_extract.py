@@ -27,6 +27,7 @@ def test_extraction_with_augmentation_through_the_api_then_verification(server, 
             "augment_rounds=1",
             "network=mlp",
             "network.arch.hidden=32",
+            "network.epochs=10",  # 3 batches an epoch: enough steps to learn from 300 labels
             f"model_out={tmp_path}/model.pt",
             f"metrics_out={tmp_path}/metrics.json",
         )
