@@ -74,3 +74,15 @@ def test_speed_benchmarks_are_shown_when_measured(results, tmp_path):
     text = "\n".join(readme.speed_benchmarks(tmp_path))
     assert "### Speed benchmarks" in text and "| mlp " in text and "1.05" in text
     assert "39.3" in text and "1918" in text
+
+
+def test_key_size_section_when_the_key_size_sweep_ran(results, tmp_path):
+    import shutil
+
+    assert readme.key_size_section(tmp_path / "keysizes", tmp_path) == []  # not run: nothing claimed
+    shutil.copytree(results / "tables", tmp_path / "keysizes" / "tables")
+    text = "\n".join(readme.key_size_section(tmp_path / "keysizes", tmp_path))
+    rates = pd.read_csv(results / "tables" / "false_positives" / "rates.csv")
+    assert "### Key size" in text and "| paper_binomial " in text
+    assert f"| {rates[rates.default].rule.iloc[0]} (recommended) " in text
+    assert text.count("| paper_binomial ") == (rates.rule == "paper_binomial").sum()

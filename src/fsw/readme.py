@@ -135,10 +135,32 @@ def results_section(results: Path, link_base: Path = Path(".")) -> str:
         "Runtime per rule (benchmarked jobs, from the `benchmark:` files):",
         "",
         runtime.to_markdown(index=False),
+        *key_size_section(results / "keysizes", link_base),
         *speed_benchmarks(link_base / "benchmarks" / "results"),
         END,
     ]
     return "\n".join(lines)
+
+
+def key_size_section(results: Path, link_base: Path) -> list[str]:
+    """The key-size sweep (config/keysizes.yaml), when it has been run: false- and true-positive
+    rates of the paper's rule and the recommended one against the key size."""
+    rates_csv = results / "tables" / "false_positives" / "rates.csv"
+    if not rates_csv.is_file():
+        return []
+    rates = pd.read_csv(rates_csv)
+    recommended = rates.default.astype(bool)
+    shown = rates[(rates.rule == "paper_binomial") | recommended].copy()
+    figures = [results / "plots" / f"rates_{rule}.png" for rule in sorted(set(shown.rule))]
+    shown["rule"] = shown.rule.where(~recommended[shown.index], shown.rule + " (recommended)")
+    columns = ["network", "eps", "key_size", "rule", "theta_paper", "n_null", "fpr", "fpr_low", "fpr_high", "tpr"]
+    table = shown.sort_values(["network", "eps", "rule", "key_size"])[columns].round(3)
+    links = [f"![{path.stem}]({os.path.relpath(path, link_base)})" for path in figures if path.is_file()]
+    return ["", "### Key size", "",
+            (f"From `{results}/` (`snakemake --configfile config/keysizes.yaml`): every key size against "
+             "the null models of the sweep; `fpr` with its 95% Clopper-Pearson interval, `tpr` on the "
+             "marked model of each key."),
+            "", table.to_markdown(index=False), *(["", "\n\n".join(links)] if links else [])]
 
 
 def speed_benchmarks(results: Path) -> list[str]:
