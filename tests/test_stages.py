@@ -5,7 +5,9 @@ import json
 import pandas as pd
 
 from fsw import report, verify
-from fsw.io import read_json
+from fsw.data import load_splits
+from fsw.inference import accuracy
+from fsw.io import load_model, read_json
 from tests.conftest import tiny
 
 
@@ -38,6 +40,11 @@ def test_verify_marked_and_unmarked_then_report(trained_mlp, marked_mlp, mlp_key
     assert marked["marked"] and marked["key_errors"] < marked["theta"] == 6
     assert not unmarked["marked"] and unmarked["key_errors"] == 10  # exactly the true adversaries
     assert marked["queries"] == 20 and marked["key_hash"] == unmarked["key_hash"]
+    for record, model in ((marked, marked_mlp), (unmarked, trained_mlp)):
+        # read from the model file, where the stage that wrote it recorded it: the same number
+        net, _, _ = load_model(model)
+        test = load_splits(tiny("verify", "key_in=k", "out=o").data).test
+        assert record["test_acc"] == accuracy(net, test.x, test.y)
     for field in ("network", "seed", "eps", "key_size", "model_kind", "test_acc", "key_errors", "theta",
                   "z", "p_value", "marked", "key_hash", "fsw_version", "git_commit"):
         assert field in marked

@@ -8,7 +8,7 @@ import time
 from omegaconf import DictConfig, OmegaConf
 
 from fsw.attacks import apply_attack, check_attack
-from fsw.inference import accuracy
+from fsw.inference import accuracy, test_accuracy, test_accuracy_meta
 from fsw.config import setup_run
 from fsw.data import load_splits
 from fsw.io import load_model, save_model, write_json
@@ -32,7 +32,7 @@ def run(cfg: DictConfig) -> dict:
         "seed": meta.get("seed"),
         "attack": name,
         "level": level,
-        "test_acc_before": accuracy(net, splits.test.x, splits.test.y),
+        "test_acc_before": test_accuracy(net, meta, splits.test.x, splits.test.y),
         "test_acc_after": accuracy(attacked, splits.test.x, splits.test.y),
         **measured,
         "attack_time_s": round(attack_time, 3),
@@ -56,6 +56,7 @@ def run(cfg: DictConfig) -> dict:
             "kind": "attacked",
             "attack": name,
             "level": level,
+            **test_accuracy_meta(metrics["test_acc_after"], splits.test.y),
         },
     )
     write_json(cfg.metrics_out, metrics)

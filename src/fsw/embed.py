@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
 
 from fsw.classifier import Classifier
-from fsw.inference import accuracy
+from fsw.inference import accuracy, test_accuracy, test_accuracy_meta
 from fsw.config import make_trainer, setup_run
 from fsw.data import Split, load_splits
 from fsw.errors import ConfigError
@@ -70,7 +70,7 @@ def run(cfg: DictConfig) -> dict:
     key = load_key(cfg.key_in)
     splits = load_splits(cfg.data)
     before = {
-        "test_acc_before": accuracy(net, splits.test.x, splits.test.y),
+        "test_acc_before": test_accuracy(net, meta, splits.test.x, splits.test.y),
         "key_acc_before": accuracy(net, key.inputs, key.labels),
     }
     net, info = embed(net, key, splits.owner, cfg)
@@ -94,7 +94,12 @@ def run(cfg: DictConfig) -> dict:
         cfg.model_out,
         net,
         arch,
-        {**{k: v for k, v in meta.items() if k in ("network", "seed")}, "kind": "marked", "key_hash": key.hash},
+        {
+            **{k: v for k, v in meta.items() if k in ("network", "seed")},
+            "kind": "marked",
+            "key_hash": key.hash,
+            **test_accuracy_meta(metrics["test_acc_after"], splits.test.y),
+        },
     )
     write_json(cfg.metrics_out, metrics)
     return metrics

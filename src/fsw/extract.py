@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
 from fsw.classifier import Classifier
-from fsw.inference import accuracy
+from fsw.inference import accuracy, test_accuracy_meta
 from fsw.config import make_trainer, setup_run
 from fsw.data import load_splits
 from fsw.errors import ConfigError
@@ -153,6 +153,7 @@ def run(cfg: DictConfig) -> dict:
             "seed": int(cfg.seed),
             "budget": int(cfg.budget),
             "augment_rounds": int(cfg.augment_rounds),
+            **test_accuracy_meta(metrics["test_acc"], splits.test.y),
         },
     )
     write_json(cfg.metrics_out, metrics)

@@ -29,3 +29,18 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int =
     if len(y) == 0:
         return float("nan")
     return (predict(net, x, batch_size) == y).float().mean().item()
+
+
+def test_accuracy(net: nn.Module, meta: dict, x: torch.Tensor, y: torch.Tensor) -> float:
+    """`net`'s accuracy on the test set (x, y): the value its model file records in `meta` (see
+    `test_accuracy_meta`) when measured on as many images, else measured now. Every model is read by
+    several jobs (attack, embed, verify) and a CNN takes seconds per 10k images, so the stage that
+    writes a model measures it once. The recorded value is descriptive only: no decision uses it."""
+    if "test_acc" in meta and meta.get("test_size") == len(y):
+        return float(meta["test_acc"])
+    return accuracy(net, x, y)
+
+
+def test_accuracy_meta(acc: float, y: torch.Tensor) -> dict:
+    """What a stage adds to a model file's metadata after measuring its test accuracy."""
+    return {"test_acc": acc, "test_size": len(y)}

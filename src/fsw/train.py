@@ -8,7 +8,7 @@ import time
 from omegaconf import DictConfig, OmegaConf
 
 from fsw.classifier import Classifier
-from fsw.inference import accuracy
+from fsw.inference import accuracy, test_accuracy_meta
 from fsw.config import make_trainer, setup_run
 from fsw.data import load_splits
 from fsw.io import save_model, write_json
@@ -43,6 +43,7 @@ def run(cfg: DictConfig) -> dict:
         "wall_time_s": round(time.perf_counter() - started, 3),
     }
     log.info("trained %s: test accuracy %.4f", arch["name"], metrics["test_acc"])
-    save_model(cfg.model_out, net, arch, {"kind": "base", "network": arch["name"], "seed": int(cfg.seed)})
+    meta = {"kind": "base", "network": arch["name"], "seed": int(cfg.seed)}
+    save_model(cfg.model_out, net, arch, {**meta, **test_accuracy_meta(metrics["test_acc"], splits.test.y)})
     write_json(cfg.metrics_out, metrics)
     return metrics

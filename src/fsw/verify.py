@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from scipy.stats import binom
 
-from fsw.inference import accuracy, predict
+from fsw.inference import predict, test_accuracy
 from fsw.config import setup_run
 from fsw.data import load_splits
 from fsw.errors import ConfigError
@@ -129,7 +129,7 @@ def run(cfg: DictConfig) -> dict:
         "suspect_seed": meta.get("seed"),
         "attack": suspect["attack"],
         "level": suspect["level"],
-        "test_acc": None if net is None else accuracy(net, test.x, test.y),
+        "test_acc": None if net is None else test_accuracy(net, meta, test.x, test.y),
         **outcome,
         "wall_time_s": round(time.perf_counter() - started, 3),
         **provenance(),
