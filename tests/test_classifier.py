@@ -26,3 +26,25 @@ def test_no_decay_is_a_constant_learning_rate():
 def test_bad_lr_decay_is_refused(lr_decay):
     with pytest.raises(ValueError, match="lr_decay"):
         Classifier(nn.Linear(4, 2), "adam", 1e-3, lr_decay=lr_decay)
+
+
+def test_the_logged_train_loss_is_the_epochs_mean_before_epoch_end_callbacks_read_it():
+    import lightning.pytorch as pl
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 4), torch.randint(0, 2, (40,))
+    net = nn.Linear(4, 2)
+    expected = sum(F.cross_entropy(net(x[i:i + 10]), y[i:i + 10]).item() for i in range(0, 40, 10)) / 4
+
+    class Seen(pl.Callback):
+        def on_train_epoch_end(self, trainer, module):
+            self.loss = trainer.callback_metrics["train/loss"].item()
+
+    seen = Seen()
+    trainer = pl.Trainer(max_epochs=1, callbacks=[seen], logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.fit(Classifier(net, "sgd", 0.0), DataLoader(TensorDataset(x, y), batch_size=10))  # lr 0: fixed net
+    assert seen.loss == pytest.approx(expected)

@@ -20,7 +20,7 @@ OPTIMIZERS = {
 
 
 class Classifier(pl.LightningModule):
-    """Cross-entropy training of `net`; logs train/loss, val/acc and test/acc."""
+    """Cross-entropy training of `net`; logs the epoch's mean train/loss, val/acc and test/acc."""
 
     def __init__(self, net: nn.Module, optimizer: str = "adam", lr: float = 1e-3, lr_decay: float | None = None):
         super().__init__()
@@ -37,10 +37,17 @@ class Classifier(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def on_train_epoch_start(self) -> None:
+        self._loss_sum = torch.zeros((), device=self.device)
+
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = F.cross_entropy(self.net(x), y)
-        self.log("train/loss", loss, prog_bar=True)
+        # The epoch's mean loss, logged once at its last batch (before the epoch-end callbacks read
+        # it): self.log in every step costs ~0.75 ms (measured), a tenth of an MLP step on the CPU.
+        self._loss_sum += loss.detach()
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self.log("train/loss", self._loss_sum / (batch_idx + 1), prog_bar=True)
         return loss
 
     def _accuracy(self, batch, name: str) -> None:
