@@ -12,10 +12,8 @@ architecture and its file format; `param_ratio` says how much the factorised for
 from __future__ import annotations
 
 import numpy as np
-import tensorly as tl
 import torch
 from omegaconf import DictConfig
-from tensorly.decomposition import partial_tucker
 from torch import nn
 
 from fsw.attacks.base import Attack, weight_parameters
@@ -59,6 +57,10 @@ def tucker2(kernel: torch.Tensor, bound: float) -> tuple[torch.Tensor, list[int]
         if errors[r - 1, s - 1] <= bound
     )
     params, _, r, s = min(candidates)  # fewest parameters, then smallest error
+    # tensorly costs ~0.7 s to import, paid here only, not by every attack job.
+    import tensorly as tl
+    from tensorly.decomposition import partial_tucker
+
     # HOOI (tensorly) starts from this HOSVD and can only lower the error at the chosen ranks.
     (small_core, factors), _ = partial_tucker(w.numpy(), rank=[r, s], modes=[0, 1], init="svd")
     approx = tl.tenalg.multi_mode_dot(small_core, factors, modes=[0, 1])
