@@ -10,10 +10,12 @@ predicted from the measured jobs of the default sweep (results/benchmarks/**.tsv
 
 - train, keygen, embed_key, verify_remote, verify_extracted: mean of the measured jobs of the same
   rule and network (other seeds, eps, key sizes: the same cost);
-- attack: mean of the same network, attack and level; a level the default sweep did not run costs,
-  for the training attacks (ftll, ftal, rtll, rtal: epochs; overwrite: key size), the network's
-  pruning time (load, attack, save, no training) plus the measured training part scaled linearly
-  with the level, and for the others (pruning, low rank, quantization) the mean of measured levels;
+- attack (one job per marked model, one record per attack point): the measured job's fixed part
+  (its time minus its points' `wall_time_s`) plus, per point, the mean of the same network, attack
+  and level; a level the default sweep did not run costs, for the training attacks (ftll, ftal,
+  rtll, rtal: epochs; overwrite: key size), the network's pruning time (load, attack, save, no
+  training) plus the measured training part scaled linearly with the level, and for the others
+  (pruning, low rank, quantization) the mean of measured levels;
 - extract: per network of the surrogate and augmentation, a straight line through the measured
   budgets; a surrogate network the default sweep did not use scales the budget-dependent part by
   the ratio of the two networks' training times;
@@ -81,6 +83,12 @@ def relative(path: str, results: str) -> str:
     return path[len(results) + 1:] if path.startswith(results + "/") else path
 
 
+def attack_point(path: str) -> tuple[str, str]:
+    """(attack, level) of an attacked model's file: .../{attack}/{level}/metrics.json."""
+    parts = Path(path).parts
+    return parts[-3], parts[-2]
+
+
 def sweep_results(configfile: Path) -> str:
     import yaml
 
@@ -111,6 +119,20 @@ class Model:
             per_record[job["wildcards"]["network"]].extend(walls)
         self.verify_fixed = {net: statistics.fmean(v) for net, v in fixed.items()}
         self.verify_per_record = {net: statistics.fmean(v) for net, v in per_record.items()}
+        # attack: the fixed part of a job per network, and every measured point's time
+        self.attack_points: list[dict] = []
+        attack_fixed = defaultdict(list)
+        for job in self.by_rule["attack"]:
+            network = job["wildcards"]["network"]
+            walls = 0.0
+            for out in job["outputs_rel"]:
+                if out.endswith("metrics.json"):
+                    attack, level = attack_point(out)
+                    wall = json.loads((measured_dir / out).read_text())["wall_time_s"]
+                    self.attack_points.append({"network": network, "attack": attack, "level": level, "s": wall})
+                    walls += wall
+            attack_fixed[network].append(job["s"] - walls)
+        self.attack_fixed = {net: statistics.fmean(v) for net, v in attack_fixed.items()}
 
     def mean(self, rule: str, **match: str) -> float | None:
         times = [job["s"] for job in self.by_rule[rule] if all(job["wildcards"].get(k) == v for k, v in match.items())]
@@ -124,21 +146,11 @@ class Model:
         if rule in ("train", "keygen", "embed_key", "verify_remote", "verify_extracted"):
             return self.mean(rule, network=w["network"])
         if rule == "attack":
-            same = self.mean(rule, network=w["network"], attack=w["attack"], level=w["level"])
-            if same is not None:
-                return same
-            measured = [j for j in self.by_rule[rule] if j["wildcards"]["network"] == w["network"]
-                        and j["wildcards"]["attack"] == w["attack"]]
-            if not measured:
+            if w["network"] not in self.attack_fixed:
                 return None
-            if w["attack"] not in TRAINING_ATTACKS:
-                return statistics.fmean(j["s"] for j in measured)
-            pruning = [self.mean(rule, network=w["network"], attack=a) for a in PRUNING]
-            if None in pruning:
-                return None
-            base = statistics.fmean(pruning)
-            return base + statistics.fmean(
-                (j["s"] - base) * float(w["level"]) / float(j["wildcards"]["level"]) for j in measured)
+            points = [self.attack_point_time(w["network"], *attack_point(out))
+                      for out in job["output"] if out.endswith("metrics.json")]
+            return None if None in points else self.attack_fixed[w["network"]] + sum(points)
         if rule == "extract":
             return self.extract(w["surrogate"], w["augment"], float(w["budget"]))
         if rule == "verify":
@@ -147,6 +159,25 @@ class Model:
                 return None
             return self.verify_fixed[w["network"]] + models * self.verify_per_record[w["network"]]
         return None
+
+    def attack_point_time(self, network: str, attack: str, level: str) -> float | None:
+        def mean(**match: str) -> float | None:
+            times = [p["s"] for p in self.attack_points if all(p[k] == v for k, v in match.items())]
+            return statistics.fmean(times) if times else None
+
+        same = mean(network=network, attack=attack, level=level)
+        if same is not None:
+            return same
+        measured = [p for p in self.attack_points if p["network"] == network and p["attack"] == attack]
+        if not measured:
+            return None
+        if attack not in TRAINING_ATTACKS:
+            return statistics.fmean(p["s"] for p in measured)
+        pruning = [mean(network=network, attack=a) for a in PRUNING]
+        if None in pruning:
+            return None
+        base = statistics.fmean(pruning)
+        return base + statistics.fmean((p["s"] - base) * float(level) / float(p["level"]) for p in measured)
 
     def extract(self, surrogate: str, augment: str, budget: float) -> float | None:
         measured_surrogates = {j["wildcards"]["surrogate"] for j in self.by_rule["extract"]}

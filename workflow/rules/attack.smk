@@ -1,26 +1,34 @@
-# Removal attacks on each marked model; the attacker never sees the key. Attacked models are kept
-# (the largest, a CNN, is ~5 MB) so that re-verifying a key does not redo its attacks.
+# Removal attacks on each marked model; the attacker never sees the key. One job per marked model
+# runs every attack point of the sweep: most attacks take well under a second, the imports and data
+# loading of a job several (and Lightning's five more for the fine-tuning ones). Attacked models are
+# kept (the largest, a CNN, is ~5 MB) so that re-verifying a key does not redo its attacks.
+
+ATTACK_POINTS = [(attack, level) for attack, levels in ATTACK_LEVELS.items() for level in levels]
+REMOVAL_POINTS = [(attack, level) for attack, level in ATTACK_POINTS if attack != "none"]
+
+
+def attacked(name, attack, level):
+    """The path of one attacked model's file (`model` or `metrics`), key wildcards left open."""
+    return ATTACKED_DIR.replace("{attack}", attack).replace("{level}", level) + f"/{name}"
 
 
 rule attack:
     input:
         model=rules.embed_key.output.model,
     output:
-        model=ATTACKED_DIR + "/model.pt",
-        metrics=ATTACKED_DIR + "/metrics.json",
+        models=[attacked("model.pt", attack, level) for attack, level in REMOVAL_POINTS],
+        metrics=[attacked("metrics.json", attack, level) for attack, level in REMOVAL_POINTS],
     params:
-        overrides=lambda wc: overrides("attack")
-        + [f"attack={wc.attack}", f"attack.level={wc.level}", f"seed={wc.seed}"],
+        overrides=lambda wc: overrides("attack") + [f"seed={wc.seed}"],
+        points=[[f"attack={attack}", f"attack.level={level}"] for attack, level in REMOVAL_POINTS],
     log:
-        R + "/logs/attack/{network}/s{seed}/eps{eps}/l{key_size}/{attack}/{level}.log",
+        R + "/logs/attack/{network}/s{seed}/eps{eps}/l{key_size}.log",
     benchmark:
-        R + "/benchmarks/attack/{network}/s{seed}/eps{eps}/l{key_size}/{attack}/{level}.tsv"
-    wildcard_constraints:
-        attack="|".join(ATTACK_LEVELS),
+        R + "/benchmarks/attack/{network}/s{seed}/eps{eps}/l{key_size}.tsv"
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=30,
+        runtime=60,
         # one GPU per job when the run is offered GPUs (--resources gpu=N), none otherwise
         gpu=lambda wc: min(1, workflow.global_resources.get("gpu").value or 0),
     script:

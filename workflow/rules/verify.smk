@@ -2,16 +2,13 @@
 # from, and every independently trained null model, must not. One job per key verifies it against
 # all of them: a verification takes about a second, the imports of a job several.
 
-ATTACK_POINTS = [(attack, level) for attack, levels in ATTACK_LEVELS.items() for level in levels]
-
-
 def key_suspects(wildcards):
     """The models one key is checked against, in the order of the verify rule's records: the marked
     model under each attack (attack `none`: the marked model itself), then every unmarked model."""
     marked = [
         rules.embed_key.output.model.format(**wildcards)
         if attack == "none"
-        else rules.attack.output.model.format(**wildcards, attack=attack, level=level)
+        else attacked("model.pt", attack, level).format(**wildcards)
         for attack, level in ATTACK_POINTS
     ]
     unmarked = [rules.train.output.model.format(network=network, seed=seed) for network, seed in SUSPECTS]
