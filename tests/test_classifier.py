@@ -48,3 +48,31 @@ def test_the_logged_train_loss_is_the_epochs_mean_before_epoch_end_callbacks_rea
                          enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
     trainer.fit(Classifier(net, "sgd", 0.0), DataLoader(TensorDataset(x, y), batch_size=10))  # lr 0: fixed net
     assert seen.loss == pytest.approx(expected)
+
+
+def test_one_cycle_rises_to_lr_then_anneals_to_almost_zero_over_all_steps():
+    import lightning.pytorch as pl
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Rates(pl.Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            self.seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    rates = Rates()
+    trainer = pl.Trainer(max_epochs=2, callbacks=[rates], logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    data = DataLoader(TensorDataset(torch.randn(200, 4), torch.randint(0, 2, (200,))), batch_size=10)
+    trainer.fit(Classifier(nn.Linear(4, 2), "adam", 3e-3, one_cycle=True), data)
+    peak = max(range(len(rates.seen)), key=rates.seen.__getitem__)
+    assert len(rates.seen) == 40 and rates.seen[peak] == pytest.approx(3e-3, rel=0.01)
+    assert 0.25 * 40 <= peak <= 0.35 * 40  # warm-up over the first 30% of the steps
+    assert rates.seen[0] < 3e-3 / 20 and rates.seen[-1] < 3e-3 / 100
+
+
+def test_one_cycle_and_lr_decay_are_refused_together():
+    with pytest.raises(ValueError, match="one_cycle and lr_decay"):
+        Classifier(nn.Linear(4, 2), "adam", 1e-3, lr_decay=0.5, one_cycle=True)

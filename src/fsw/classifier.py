@@ -22,17 +22,21 @@ OPTIMIZERS = {
 class Classifier(pl.LightningModule):
     """Cross-entropy training of `net`; logs the epoch's mean train/loss, val/acc and test/acc."""
 
-    def __init__(self, net: nn.Module, optimizer: str = "adam", lr: float = 1e-3, lr_decay: float | None = None):
+    def __init__(self, net: nn.Module, optimizer: str = "adam", lr: float = 1e-3, lr_decay: float | None = None,
+                 one_cycle: bool = False):
         super().__init__()
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}")
         if lr_decay is not None and not 0 < lr_decay <= 1:
             raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay}")
+        if one_cycle and lr_decay is not None:
+            raise ValueError("one_cycle and lr_decay are two learning rate schedules: choose one")
         # Lightning keeps the train/eval mode it is handed, and loaded models arrive in eval mode.
         self.net = net.train()
         self.optimizer_name = optimizer
         self.lr = lr
         self.lr_decay = lr_decay
+        self.one_cycle = one_cycle
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -63,6 +67,14 @@ class Classifier(pl.LightningModule):
 
     def configure_optimizers(self):
         optimizer = OPTIMIZERS[self.optimizer_name](self.net.parameters(), lr=self.lr)
+        if self.one_cycle:
+            # lr is the peak: warm up over the first 30% of all steps, then anneal to ~0 (Smith's
+            # one-cycle policy, PyTorch's defaults); momentum cycles only where the optimizer has one.
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=self.lr, total_steps=int(self.trainer.estimated_stepping_batches),
+                cycle_momentum=self.optimizer_name != "adadelta",
+            )
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         if self.lr_decay is None:
             return optimizer
         # The learning rate times lr_decay after every epoch, as in PyTorch's MNIST example.
