@@ -1,7 +1,9 @@
 """Time one training epoch of each network through Lightning and through a plain torch loop.
 
 Both loops see the same data (the owner's MNIST split), batch size, optimizer and threads; the ratio
-Lightning / plain is Lightning's overhead (target <= 1.10). Results: benchmarks/results/lightning.json.
+of their median epoch times, Lightning / plain, is Lightning's overhead (target <= 1.10). The two
+loops alternate, so that machine noise hits both alike; an MLP epoch takes ~3 s and varies by
++-10% from run to run here, hence the median of several. Results: benchmarks/results/lightning.json.
 
     python benchmarks/bench_lightning.py [--networks mlp cnn irnn] [--batches N] [--threads 2]
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -54,7 +57,7 @@ def main() -> None:
     parser.add_argument("--networks", nargs="+", default=["mlp", "cnn", "irnn"])
     parser.add_argument("--batches", type=int, default=None, help="batches per epoch (default: all)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2, help="alternating timings per loop; best kept")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating timings per loop; median kept")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
@@ -64,15 +67,17 @@ def main() -> None:
         batches = args.batches or -(-len(owner) // cfg.batch_size)
         arch = OmegaConf.to_container(cfg.network.arch, resolve=True)
         plain, lightning = [], []
-        for repeat in range(args.repeats):  # alternate so that machine noise hits both loops alike
+        for repeat in range(args.repeats):
             pl.seed_everything(repeat, verbose=False)
             plain.append(plain_epoch(build_network(arch), owner.loader(cfg.batch_size, shuffle=True),
                                      cfg.network.optimizer, cfg.network.lr, batches))
             pl.seed_everything(repeat, verbose=False)
             lightning.append(lightning_epoch(cfg, build_network(arch), owner.loader(cfg.batch_size, shuffle=True),
                                              batches))
-        row = {"network": name, "batches": batches, "batch_size": cfg.batch_size,
-               "plain_s": round(min(plain), 3), "lightning_s": round(min(lightning), 3)}
+        row = {"network": name, "batches": batches, "batch_size": cfg.batch_size, "repeats": args.repeats,
+               "plain_s": round(statistics.median(plain), 3), "lightning_s": round(statistics.median(lightning), 3),
+               "plain_range_s": [round(min(plain), 3), round(max(plain), 3)],
+               "lightning_range_s": [round(min(lightning), 3), round(max(lightning), 3)]}
         row["ratio"] = round(row["lightning_s"] / row["plain_s"], 3)
         row["within_target"] = row["ratio"] <= 1.10
         rows.append(row)

@@ -171,7 +171,8 @@ def speed_benchmarks(results: Path) -> list[str]:
         measured = json.loads(lightning.read_text())
         lines += ["", "### Speed benchmarks", "",
                   (f"`benchmarks/bench_lightning.py` ({measured['threads']} threads): one training epoch "
-                   "through Lightning and through a plain torch loop on the same data; target ratio <= 1.10."),
+                   "through Lightning and through a plain torch loop on the same data, the median of "
+                   "alternating runs (their range beside it); target ratio <= 1.10."),
                   "", pd.DataFrame(measured["rows"]).to_markdown(index=False)]
     if verify.is_file():
         measured = json.loads(verify.read_text())
