@@ -25,7 +25,7 @@ rule attack:
         R + "/logs/attack/{network}/s{seed}/eps{eps}/l{key_size}.log",
     benchmark:
         R + "/benchmarks/attack/{network}/s{seed}/eps{eps}/l{key_size}.tsv"
-    threads: 1
+    threads: network_threads
     resources:
         mem_mb=2000,
         runtime=60,

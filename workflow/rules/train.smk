@@ -8,8 +8,7 @@ rule train:
         R + "/logs/train/{network}/s{seed}.log",
     benchmark:
         R + "/benchmarks/train/{network}/s{seed}.tsv"
-    # Two one-thread jobs train more images per second than one two-thread job, except the CNN's.
-    threads: lambda wildcards: 2 if wildcards.network == "cnn" else 1
+    threads: network_threads
     resources:
         mem_mb=2000,
         runtime=lambda wildcards: 60 if wildcards.network == "cnn" else 20,
