@@ -96,3 +96,21 @@ def test_a_stage_reports_the_corrupt_file(data_root, tmp_path):
     cfg = tiny("verify", "model_in=m.pt", "key_in=k.pt", "out=o.json", f"data.root={root}", "data.download=false")
     with pytest.raises(DataError, match=f"{SMALL} is corrupt"):
         load_splits(cfg.data)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_batch_loader_gives_the_item_by_item_loaders_batches(shuffle):
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from fsw.data import batch_loader
+
+    x, y = torch.rand(70, 1, 28, 28), torch.randint(0, 10, (70,))
+    ours = list(batch_loader(x, y, 16, shuffle=shuffle, seed=3))
+    generator = torch.Generator().manual_seed(3) if shuffle else None
+    reference = list(DataLoader(TensorDataset(x, y), batch_size=16, shuffle=shuffle, generator=generator))
+    assert len(ours) == len(reference) == 5  # the last batch is the 6 left over
+    for (xb, yb), (xr, yr) in zip(ours, reference):
+        assert torch.equal(xb, xr) and torch.equal(yb, yr)
+    if shuffle:  # another seed, another order
+        assert not torch.equal(next(iter(batch_loader(x, y, 16, True, seed=4)))[1], ours[0][1])

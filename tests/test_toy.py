@@ -80,9 +80,10 @@ def test_stitching_data_takes_points_as_well_as_images():
 
     for shape in ((2,), (1, 28, 28)):
         owner = Split(torch.rand(90, *shape), torch.ones(90, dtype=torch.long), torch.arange(90))
-        data = stitching_data(owner, key(torch.rand(4, *shape)), 0.1)
+        x, y = stitching_data(owner, key(torch.rand(4, *shape)), 0.1)
         # 90 owner items, the 4 key items repeated ceil(0.1 * 90 / (0.9 * 4)) = 3 times
-        assert len(data) == 90 + 12 and data[90][0].shape == shape and data[90][1] == 0
+        assert x.shape == (90 + 12, *shape) and y.shape == (90 + 12,)
+        assert torch.equal(y[90:], torch.zeros(12, dtype=torch.long)) and torch.equal(y[:90], owner.y)
 
 
 @pytest.mark.parametrize("override,key", [

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 
 import lightning.pytorch as pl
 import torch
@@ -11,8 +13,17 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
+# Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 when imported, so that asking whether CUDA is
+# available cannot initialise CUDA in a process that forks later. Every Adam step asks, and with the
+# variable set each answer loads libnvidia-ml anew: ~1 ms per step on this CPU, 10% of an MLP step
+# (measured). fsw never forks after touching CUDA (its loaders have no worker processes), so it
+# restores torch's default check, which is answered once and cached.
+os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
+
+# Adam's fused kernel updates all parameters in one call: ~12% of an MLP epoch less on the CPU than
+# its default loop over parameters (measured), the same update up to rounding.
 OPTIMIZERS = {
-    "adam": torch.optim.Adam,
+    "adam": functools.partial(torch.optim.Adam, fused=True),
     "adadelta": torch.optim.Adadelta,
     "sgd": torch.optim.SGD,
     "rmsprop": torch.optim.RMSprop,
@@ -37,6 +48,15 @@ class Classifier(pl.LightningModule):
         self.lr = lr
         self.lr_decay = lr_decay
         self.one_cycle = one_cycle
+
+    def __setattr__(self, name: str, value) -> None:
+        # Lightning sets _current_fx_name (a string) before and after each of the ~20 hooks of a
+        # step; nn.Module's __setattr__ first checks whether a value is a parameter, module or
+        # buffer: ~0.4 ms per step (measured), half of Lightning's overhead on a CPU MLP step.
+        if name == "_current_fx_name":
+            self.__dict__[name] = value
+        else:
+            super().__setattr__(name, value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

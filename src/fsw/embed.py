@@ -9,12 +9,11 @@ import time
 import lightning.pytorch as pl
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
 
 from fsw.classifier import Classifier
 from fsw.inference import accuracy, test_accuracy, test_accuracy_meta
 from fsw.config import make_trainer, setup_run
-from fsw.data import Split, load_splits
+from fsw.data import Split, batch_loader, load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, save_model, write_json
 from fsw.keys import Key, load_key
@@ -36,14 +35,15 @@ class StopWhenStitched(pl.Callback):
             trainer.should_stop = True
 
 
-def stitching_data(owner: Split, key: Key, key_fraction: float) -> TensorDataset | ConcatDataset:
-    """The owner's data plus the key repeated so that key items make up about `key_fraction` of it."""
+def stitching_data(owner: Split, key: Key, key_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The owner's inputs and labels plus the key repeated so that key items make up about
+    `key_fraction` of them."""
     if not 0.0 < key_fraction < 1.0:
         raise ConfigError(f"embed.key_fraction must be in (0, 1), got {key_fraction}")
     repeats = max(1, math.ceil(key_fraction * len(owner) / ((1.0 - key_fraction) * len(key))))
     tiles = (repeats, *[1] * (key.inputs.dim() - 1))  # any input shape: images, or the 2-D toy's points
-    key_part = TensorDataset(key.inputs.repeat(*tiles), key.labels.repeat(repeats))
-    return ConcatDataset([TensorDataset(owner.x, owner.y), key_part])
+    x = torch.cat([owner.x, key.inputs.repeat(*tiles)])
+    return x, torch.cat([owner.y, key.labels.repeat(repeats)])
 
 
 def embed(net: torch.nn.Module, key: Key, owner: Split, cfg: DictConfig) -> tuple[torch.nn.Module, dict]:
@@ -57,9 +57,8 @@ def embed(net: torch.nn.Module, key: Key, owner: Split, cfg: DictConfig) -> tupl
         callbacks=[stitched],
         num_sanity_val_steps=0,
     )
-    generator = torch.Generator().manual_seed(int(cfg.seed))
-    data = stitching_data(owner, key, float(cfg.embed.key_fraction))
-    trainer.fit(module, DataLoader(data, batch_size=int(cfg.batch_size), shuffle=True, generator=generator))
+    x, y = stitching_data(owner, key, float(cfg.embed.key_fraction))
+    trainer.fit(module, batch_loader(x, y, int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
     return module.net.cpu().eval(), {"epochs": int(trainer.current_epoch)}
 
 

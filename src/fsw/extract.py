@@ -16,12 +16,11 @@ from collections.abc import Iterator
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, TensorDataset
 
 from fsw.classifier import Classifier
 from fsw.inference import accuracy, test_accuracy_meta
 from fsw.config import make_trainer, setup_run
-from fsw.data import load_splits
+from fsw.data import batch_loader, load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, save_model, write_json
 from fsw.keys import fgsm
@@ -57,11 +56,7 @@ def train_surrogate(
     trainer = make_trainer(
         cfg, max_epochs=int(cfg.network.epochs), gradient_clip_val=cfg.network.gradient_clip_val
     )
-    generator = torch.Generator().manual_seed(int(cfg.seed))
-    loader = DataLoader(
-        TensorDataset(x, y), batch_size=int(cfg.batch_size), shuffle=True, generator=generator
-    )
-    trainer.fit(module, loader)
+    trainer.fit(module, batch_loader(x, y, int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
     return module.net.cpu().eval()
 
 

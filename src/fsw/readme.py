@@ -172,7 +172,9 @@ def speed_benchmarks(results: Path) -> list[str]:
         lines += ["", "### Speed benchmarks", "",
                   (f"`benchmarks/bench_lightning.py` ({measured['threads']} threads): one training epoch "
                    "through Lightning and through a plain torch loop on the same data, the median of "
-                   "alternating runs (their range beside it); target ratio <= 1.10."),
+                   "alternating runs (their range beside it); target ratio <= 1.10. `ratio` compares "
+                   "the epochs; `ratio_fit` counts Lightning's whole `fit` call, the trainer's "
+                   "one-off start included."),
                   "", pd.DataFrame(measured["rows"]).to_markdown(index=False)]
     if verify.is_file():
         measured = json.loads(verify.read_text())

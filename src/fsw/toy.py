@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from fsw.config import make_trainer, setup_run
 from fsw.data import Split
@@ -60,10 +59,7 @@ def train(net: nn.Module, data: Split, cfg: DictConfig) -> nn.Module:
 
     module = Classifier(net, cfg.toy.optimizer, cfg.toy.lr)
     trainer = make_trainer(cfg, max_epochs=int(cfg.toy.epochs), num_sanity_val_steps=0)
-    generator = torch.Generator().manual_seed(int(cfg.seed))
-    loader = DataLoader(TensorDataset(data.x, data.y), batch_size=int(cfg.batch_size), shuffle=True,
-                        generator=generator)
-    trainer.fit(module, loader)
+    trainer.fit(module, data.loader(int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
     return module.net.cpu().eval()
 
 

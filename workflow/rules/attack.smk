@@ -25,7 +25,7 @@ rule attack:
         R + "/logs/attack/{network}/s{seed}/eps{eps}/l{key_size}.log",
     benchmark:
         R + "/benchmarks/attack/{network}/s{seed}/eps{eps}/l{key_size}.tsv"
-    threads: network_threads
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=60,

@@ -51,13 +51,6 @@ wildcard_constraints:
     level=r"\d+(\.\d+)?(e-?\d+)?",
 
 
-def network_threads(wildcards):
-    """Two threads for the CNN's jobs (train, embed, attack), one for the other networks'. The CNN's
-    are the long jobs and use both cores; a long one-thread job would leave the second core idle
-    whenever every other ready job wants two (measured: minutes of a core idle per sweep)."""
-    return 2 if wildcards.network == "cnn" else 1
-
-
 def overrides(stage):
     """Hydra overrides for one stage: the data settings every stage shares, then the stage's own."""
     shared = config["overrides"].get("data", []) if stage != "report" else []

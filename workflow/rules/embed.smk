@@ -11,7 +11,7 @@ rule embed_key:
         R + "/logs/embed/{network}/s{seed}/eps{eps}/l{key_size}.log",
     benchmark:
         R + "/benchmarks/embed/{network}/s{seed}/eps{eps}/l{key_size}.tsv"
-    threads: network_threads
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
