@@ -114,3 +114,17 @@ def test_batch_loader_gives_the_item_by_item_loaders_batches(shuffle):
         assert torch.equal(xb, xr) and torch.equal(yb, yr)
     if shuffle:  # another seed, another order
         assert not torch.equal(next(iter(batch_loader(x, y, 16, True, seed=4)))[1], ours[0][1])
+
+
+def test_mnist_is_read_once_per_folder_and_reread_when_a_file_changes(data_root, tmp_path):
+    from fsw.data import _read_checked_mnist
+
+    root = data_copy(data_root, tmp_path)
+    _read_checked_mnist.cache_clear()
+    first, _ = load_mnist(root, download=False)
+    first.x.zero_()  # a stage's in-place change must not reach the next load
+    second, _ = load_mnist(root, download=False)
+    assert _read_checked_mnist.cache_info().hits == 1 and second.x.max() == 1.0
+    flip_a_byte(root / "MNIST" / "raw" / SMALL)  # a new size or time: checked again, and refused
+    with pytest.raises(DataError, match="corrupt"):
+        load_mnist(root, download=False)

@@ -86,3 +86,27 @@ def test_key_size_section_when_the_key_size_sweep_ran(results, tmp_path):
     assert "### Key size" in text and "| paper_binomial " in text
     assert f"| {rates[rates.default].rule.iloc[0]} (recommended) " in text
     assert text.count("| paper_binomial ") == (rates.rule == "paper_binomial").sum()
+
+
+def test_readme_rerun_commands_name_outputs_of_the_default_sweep(tmp_path):
+    """Every `snakemake` command of the README's "Rerunning one stage" block, dry-run against the
+    default sweep in an empty folder: a target path the sweep no longer writes, or a rule that no
+    longer exists, fails here instead of in a user's shell."""
+    import os
+    import re
+    import shlex
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    text = (REPO / "README.md").read_text()
+    block = text.split("## Rerunning one stage", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line) for line in block.splitlines() if line.startswith("snakemake ")]
+    assert len(commands) >= 5 and any(re.match(r"results/\S+", arg) for cmd in commands for arg in cmd)
+    for command in commands:
+        done = subprocess.run(
+            [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+             *command[1:], "-n", "--quiet", "rules"],
+            capture_output=True, text=True, env=os.environ.copy(), timeout=300, check=False)
+        assert done.returncode == 0, (command, done.stderr[-2000:])

@@ -10,12 +10,18 @@ import torch
 from torch import nn
 
 
+# Images per forward pass when only labels are wanted. Small enough for a CNN's activations to stay
+# in the CPU's cache: the paper's CNN labels 10k images in 5 s at 100 per batch and in 16.5 s at
+# 1000 on one thread here (measured); the MLP and IRNN take the same time either way.
+INFERENCE_BATCH = 100
+
+
 def device_of(net: nn.Module) -> torch.device:
     return next(net.parameters()).device
 
 
 @torch.no_grad()
-def predict(net: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def predict(net: nn.Module, x: torch.Tensor, batch_size: int = INFERENCE_BATCH) -> torch.Tensor:
     """Top-1 labels of `net` in eval mode (dropout off), on the CPU."""
     was_training = net.training
     net.eval()
@@ -25,7 +31,7 @@ def predict(net: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Te
     return torch.cat(labels) if labels else torch.empty(0, dtype=torch.long)
 
 
-def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = INFERENCE_BATCH) -> float:
     if len(y) == 0:
         return float("nan")
     return (predict(net, x, batch_size) == y).float().mean().item()

@@ -16,7 +16,7 @@ from torch import nn
 from fsw.config import setup_run
 from fsw.data import load_splits
 from fsw.errors import KeyFileError, KeygenError
-from fsw.inference import device_of, predict
+from fsw.inference import INFERENCE_BATCH, device_of, predict
 from fsw.io import load_model, provenance, safe_torch_load, torch_save, write_json
 from fsw.networks import INPUT_SHAPE, NUM_CLASSES
 
@@ -76,7 +76,8 @@ class Candidates:
 
 
 def find_candidates(
-    net: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, eps: float, batch_size: int = 500
+    net: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, eps: float,
+    batch_size: int = INFERENCE_BATCH,
 ) -> Candidates:
     parts = []
     for xb, yb, ib in zip(x.split(batch_size), y.split(batch_size), index.split(batch_size)):

@@ -8,7 +8,7 @@ import time
 from omegaconf import DictConfig, OmegaConf
 
 from fsw.classifier import Classifier
-from fsw.inference import accuracy, test_accuracy_meta
+from fsw.inference import INFERENCE_BATCH, accuracy, test_accuracy_meta
 from fsw.config import make_trainer, setup_run
 from fsw.data import load_splits
 from fsw.io import save_model, write_json
@@ -30,7 +30,7 @@ def run(cfg: DictConfig) -> dict:
     trainer.fit(
         module,
         splits.owner.loader(cfg.batch_size, shuffle=True, seed=cfg.seed),
-        splits.val.loader(1000),
+        splits.val.loader(INFERENCE_BATCH),
     )
     net = module.net.cpu().eval()
     metrics = {
