@@ -6,26 +6,9 @@ from torch import nn
 from fsw.classifier import Classifier
 
 
-def test_lr_decay_multiplies_the_learning_rate_after_every_epoch():
-    config = Classifier(nn.Linear(4, 2), "adam", 1e-3, lr_decay=0.5).configure_optimizers()
-    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]
-    lrs = []
-    for _ in range(3):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()  # Lightning steps a scheduler once per epoch by default
-    assert lrs == pytest.approx([1e-3, 5e-4, 2.5e-4])
-
-
-def test_no_decay_is_a_constant_learning_rate():
+def test_without_one_cycle_the_learning_rate_is_constant():
     optimizer = Classifier(nn.Linear(4, 2), "sgd", 0.1).configure_optimizers()
     assert optimizer.param_groups[0]["lr"] == 0.1
-
-
-@pytest.mark.parametrize("lr_decay", [0.0, 1.5, -0.1])
-def test_bad_lr_decay_is_refused(lr_decay):
-    with pytest.raises(ValueError, match="lr_decay"):
-        Classifier(nn.Linear(4, 2), "adam", 1e-3, lr_decay=lr_decay)
 
 
 def test_the_logged_train_loss_is_the_epochs_mean_before_epoch_end_callbacks_read_it():
@@ -71,8 +54,3 @@ def test_one_cycle_rises_to_lr_then_anneals_to_almost_zero_over_all_steps():
     assert len(rates.seen) == 40 and rates.seen[peak] == pytest.approx(3e-3, rel=0.01)
     assert 0.25 * 40 <= peak <= 0.35 * 40  # warm-up over the first 30% of the steps
     assert rates.seen[0] < 3e-3 / 20 and rates.seen[-1] < 3e-3 / 100
-
-
-def test_one_cycle_and_lr_decay_are_refused_together():
-    with pytest.raises(ValueError, match="one_cycle and lr_decay"):
-        Classifier(nn.Linear(4, 2), "adam", 1e-3, lr_decay=0.5, one_cycle=True)

@@ -189,7 +189,6 @@ BAD_VALUES = [
     ("train", "network.epochs=2.5", "network.epochs"),
     ("train", "batch_size=0", "batch_size"),
     ("train", "network.lr=-0.1", "network.lr"),
-    ("train", "network=mlp network.one_cycle=true", "network.lr_decay"),
     ("train", "network.one_cycle=sometimes", "network.one_cycle"),
     ("train", "network.arch.hidden=0", "network.arch.hidden"),
     ("train", "network.arch.dropout=1.5", "network.arch.dropout"),

@@ -33,20 +33,14 @@ OPTIMIZERS = {
 class Classifier(pl.LightningModule):
     """Cross-entropy training of `net`; logs the epoch's mean train/loss, val/acc and test/acc."""
 
-    def __init__(self, net: nn.Module, optimizer: str = "adam", lr: float = 1e-3, lr_decay: float | None = None,
-                 one_cycle: bool = False):
+    def __init__(self, net: nn.Module, optimizer: str = "adam", lr: float = 1e-3, one_cycle: bool = False):
         super().__init__()
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}")
-        if lr_decay is not None and not 0 < lr_decay <= 1:
-            raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay}")
-        if one_cycle and lr_decay is not None:
-            raise ValueError("one_cycle and lr_decay are two learning rate schedules: choose one")
         # Lightning keeps the train/eval mode it is handed, and loaded models arrive in eval mode.
         self.net = net.train()
         self.optimizer_name = optimizer
         self.lr = lr
-        self.lr_decay = lr_decay
         self.one_cycle = one_cycle
 
     def __setattr__(self, name: str, value) -> None:
@@ -95,10 +89,7 @@ class Classifier(pl.LightningModule):
                 cycle_momentum=self.optimizer_name != "adadelta",
             )
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-        if self.lr_decay is None:
-            return optimizer
-        # The learning rate times lr_decay after every epoch, as in PyTorch's MNIST example.
-        return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.StepLR(optimizer, 1, self.lr_decay)}
+        return optimizer
 
 
 class EpochProgress(pl.Callback):

@@ -52,7 +52,7 @@ def train_surrogate(
 ) -> torch.nn.Module:
     """Train `net` (from its current weights) on the victim's labels `y` of images `x`; without
     validation, as the attacker holds no labelled data of its own."""
-    module = Classifier(net, cfg.network.optimizer, cfg.network.lr, cfg.network.lr_decay, cfg.network.one_cycle)
+    module = Classifier(net, cfg.network.optimizer, cfg.network.lr, cfg.network.one_cycle)
     trainer = make_trainer(
         cfg, max_epochs=int(cfg.network.epochs), gradient_clip_val=cfg.network.gradient_clip_val
     )

@@ -23,7 +23,7 @@ def run(cfg: DictConfig) -> dict:
     splits = load_splits(cfg.data)
     arch = OmegaConf.to_container(cfg.network.arch, resolve=True)
     net = build_network(arch)
-    module = Classifier(net, cfg.network.optimizer, cfg.network.lr, cfg.network.lr_decay, cfg.network.one_cycle)
+    module = Classifier(net, cfg.network.optimizer, cfg.network.lr, cfg.network.one_cycle)
     trainer = make_trainer(
         cfg, max_epochs=int(cfg.network.epochs), gradient_clip_val=cfg.network.gradient_clip_val
     )

@@ -168,7 +168,6 @@ RULES: dict[str, Rule] = {
     "network.optimizer": choice("fsw.classifier:OPTIMIZERS"),
     "network.gradient_clip_val": number(0, optional=True),
     "network.lr": LEARNING_RATE,
-    "network.lr_decay": number(0, 1, lo_open=True, optional=True),
     "network.one_cycle": BOOL,
     "network.epochs": POSITIVE,
     "network.batch_size": POSITIVE,
@@ -259,10 +258,6 @@ def problems(cfg: DictConfig | Mapping) -> list[str]:
             continue
         if not isinstance(value, ListConfig) or len(value) == 0 or not all(PATH.accepts(v) for v in value):
             found.append(f"{path}={value!r} is invalid: it must be a non-empty list of paths")
-    lr_decay = OmegaConf.select(cfg, "network.lr_decay", default=None)
-    if OmegaConf.select(cfg, "network.one_cycle", default=False) is True and lr_decay is not None:
-        found.append(f"network.lr_decay={lr_decay!r} is invalid with network.one_cycle=true: two learning rate "
-                     "schedules; set network.lr_decay=null or network.one_cycle=false")
     return found
 
 

@@ -26,6 +26,7 @@ rule attack:
     benchmark:
         R + "/benchmarks/attack/{network}/s{seed}/eps{eps}/l{key_size}.tsv"
     threads: 1
+    priority: chain_priority
     resources:
         mem_mb=2000,
         runtime=60,

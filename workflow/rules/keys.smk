@@ -12,6 +12,7 @@ rule keygen:
     benchmark:
         R + "/benchmarks/keygen/{network}/s{seed}/eps{eps}/l{key_size}.tsv"
     threads: 1
+    priority: chain_priority
     resources:
         mem_mb=2000,
         runtime=10,

@@ -11,6 +11,7 @@ rule train:
     # One thread per job, for every network: on 2 CPU cores two one-thread CNN trainings side by
     # side train ~1.35x the images per second of one two-thread training (measured).
     threads: 1
+    priority: chain_priority
     resources:
         mem_mb=2000,
         runtime=lambda wildcards: 60 if wildcards.network == "cnn" else 20,
