@@ -128,3 +128,20 @@ def test_mnist_is_read_once_per_folder_and_reread_when_a_file_changes(data_root,
     flip_a_byte(root / "MNIST" / "raw" / SMALL)  # a new size or time: checked again, and refused
     with pytest.raises(DataError, match="corrupt"):
         load_mnist(root, download=False)
+
+
+def test_splits_are_disjoint_sized_and_fixed_by_the_split_seed():
+    import torch
+
+    cfg = tiny("train").data
+    splits = load_splits(cfg)
+    parts = {name: getattr(splits, name) for name in ("owner", "val", "attacker")}
+    assert [len(part) for part in parts.values()] == [2000, 200, 500] and len(splits.test) == 500
+    indices = [set(part.index.tolist()) for part in parts.values()]
+    assert sum(map(len, indices)) == len(set().union(*indices))  # no training image in two parts
+    train, test = load_mnist(cfg.root, download=False)
+    for part in [*parts.values(), splits.test]:
+        source = test if part is splits.test else train
+        assert torch.equal(part.x, source.x[part.index]) and torch.equal(part.y, source.y[part.index])
+    again = load_splits(cfg)
+    assert torch.equal(again.owner.index, splits.owner.index) and again.owner.x is not splits.owner.x
