@@ -28,6 +28,7 @@ from omegaconf import OmegaConf
 from fsw.classifier import OPTIMIZERS, Classifier
 from fsw.config import compose, make_trainer
 from fsw.data import load_splits
+from fsw.io import write_json
 from fsw.networks import build_network
 
 OUT = Path(__file__).resolve().parent / "results" / "lightning.json"
@@ -99,10 +100,9 @@ def main() -> None:
         row["within_target"] = row["ratio"] <= 1.10
         rows.append(row)
         print(json.dumps(row))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
     result = {"threads": args.threads, "torch": torch.__version__, "lightning": pl.__version__,
               "machine": platform.machine(), "cpus": torch.get_num_threads(), "rows": rows}
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(OUT, result)
     print(f"written {OUT}")
 
 

@@ -11,7 +11,6 @@ Writes benchmarks/results/verify.json and prints a summary. Targets: local <= 50
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -23,7 +22,7 @@ from pathlib import Path
 import httpx
 import torch
 
-from fsw.io import load_model, save_model
+from fsw.io import load_model, save_model, write_json
 from fsw.keys import Key, load_key
 from fsw.networks import build_network
 from fsw.remote import RemoteOracle, encode_images
@@ -151,8 +150,7 @@ def main() -> None:
             "torch": torch.__version__,
         },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(RESULTS, results)
     print(f"verification of l={len(key)} (median of {args.repeats}, p95 in brackets):")
     for name in ("local", "http"):
         row = results[name]

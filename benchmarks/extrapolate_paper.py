@@ -45,6 +45,8 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from fsw.io import atomic_write, write_json
+
 REPO = Path(__file__).resolve().parents[1]
 TRAINING_ATTACKS = {"ftll", "ftal", "rtll", "rtal", "overwrite"}  # cost grows with the level
 PRUNING = {"prune_global", "prune_layer"}
@@ -315,9 +317,8 @@ def main() -> None:
         "not_benchmarked": dict(unmeasured), "memory_mb": {rule: {"max_rss": rss, "declared_mem_mb": mem}
                                                       for rule, (rss, mem) in memory.items()},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    args.out.write_text(markdown(result))
+    write_json(args.out.with_suffix(".json"), result)
+    atomic_write(args.out, lambda tmp: Path(tmp).write_text(markdown(result)))
     print(markdown(result))
 
 

@@ -175,7 +175,7 @@ def speed_benchmarks(results: Path) -> list[str]:
                    "alternating runs (their range beside it); target ratio <= 1.10. `ratio` compares "
                    "the epochs; `ratio_fit` counts Lightning's whole `fit` call, the trainer's "
                    "one-off start included."),
-                  "", pd.DataFrame(measured["rows"]).to_markdown(index=False)]
+                  "", pd.DataFrame(measured["rows"]).set_index("network").reset_index().to_markdown(index=False)]
     if verify.is_file():
         measured = json.loads(verify.read_text())
         latency = pd.DataFrame([{"where": where, **{k: v for k, v in measured[where].items()}}
