@@ -145,3 +145,10 @@ def test_splits_are_disjoint_sized_and_fixed_by_the_split_seed():
         assert torch.equal(part.x, source.x[part.index]) and torch.equal(part.y, source.y[part.index])
     again = load_splits(cfg)
     assert torch.equal(again.owner.index, splits.owner.index) and again.owner.x is not splits.owner.x
+
+
+def test_a_split_is_built_when_first_read_and_then_kept():
+    splits = load_splits(tiny("verify").data)
+    assert "test" not in vars(splits) and "owner" not in vars(splits)
+    test = splits.test
+    assert splits.test is test and "owner" not in vars(splits)  # reading the test set built nothing else

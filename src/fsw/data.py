@@ -54,37 +54,33 @@ def batch_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: boo
                       sampler=BatchSampler(order, batch_size, drop_last=False))
 
 
+class _Part:
+    """A part of Splits, built from the raw arrays when first read and then kept on the instance."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, splits: "Splits | None", owner: type | None = None):
+        if splits is None:
+            return self
+        part = _split(*splits._arrays[self.name], splits._index[self.name])
+        splits.__dict__[self.name] = part  # a non-data descriptor: the instance's value wins from now on
+        return part
+
+
 class Splits:
     """MNIST's parts, each built from the raw arrays when first used: a verification reads only the
     test set, and converting the 45k owner images to float would cost it a quarter of a second."""
+
+    owner = _Part()  # the model owner's training data; keys are drawn from it
+    val = _Part()  # held out from the owner's data for validation during training
+    attacker = _Part()  # disjoint from the owner's data: what a model thief trains with
+    test = _Part()  # the official 10k test set
 
     def __init__(self, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
                  index: dict[str, torch.Tensor]):
         self._arrays = {"owner": train, "val": train, "attacker": train, "test": test}
         self._index = index
-
-    def _part(self, name: str) -> Split:
-        return _split(*self._arrays[name], self._index[name])
-
-    @functools.cached_property
-    def owner(self) -> Split:
-        """The model owner's training data; keys are drawn from it."""
-        return self._part("owner")
-
-    @functools.cached_property
-    def val(self) -> Split:
-        """Held out from the owner's data for validation during training."""
-        return self._part("val")
-
-    @functools.cached_property
-    def attacker(self) -> Split:
-        """Disjoint from the owner's data: what a model thief trains with."""
-        return self._part("attacker")
-
-    @functools.cached_property
-    def test(self) -> Split:
-        """The official 10k test set."""
-        return self._part("test")
 
 
 def _md5(path: Path) -> str:
