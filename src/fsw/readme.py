@@ -169,13 +169,14 @@ def speed_benchmarks(results: Path) -> list[str]:
     lightning, verify = results / "lightning.json", results / "verify.json"
     if lightning.is_file():
         measured = json.loads(lightning.read_text())
+        rows = pd.DataFrame(measured["rows"])
         lines += ["", "### Speed benchmarks", "",
                   (f"`benchmarks/bench_lightning.py` ({measured['threads']} threads): one training epoch "
                    "through Lightning and through a plain torch loop on the same data, the median of "
                    "alternating runs (their range beside it); target ratio <= 1.10. `ratio` compares "
                    "the epochs; `ratio_fit` counts Lightning's whole `fit` call, the trainer's "
                    "one-off start included."),
-                  "", pd.DataFrame(measured["rows"]).set_index("network").reset_index().to_markdown(index=False)]
+                  "", rows[["network", *rows.columns.drop("network")]].to_markdown(index=False)]
     if verify.is_file():
         measured = json.loads(verify.read_text())
         latency = pd.DataFrame([{"where": where, **{k: v for k, v in measured[where].items()}}
