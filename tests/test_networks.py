@@ -28,6 +28,31 @@ def test_paper_sizes():
     assert torch.equal(irnn.rnn.weight_hh_l0, torch.eye(100))  # identity recurrent initialisation
 
 
+def test_the_cnns_fast_layout_computes_the_keras_networks_function_and_gradients():
+    # The reference: the Keras layer order (ReLU, then max-pool) with plain, default-layout layers.
+    torch.manual_seed(0)
+    fast = build_network({"name": "cnn"}).eval()
+    conv1, relu1, conv2, pool, relu2, *rest = fast.features
+    keras = build_network({"name": "cnn"}).eval()
+    keras.features = torch.nn.Sequential(torch.nn.Conv2d(1, 32, 3), relu1, torch.nn.Conv2d(32, 64, 3), relu2, pool, *rest)
+    keras.load_state_dict(fast.state_dict())
+    x = torch.rand(8, 1, 28, 28)
+    y = torch.randint(0, 10, (8,))
+    grads = []
+    for net in (fast, keras):
+        net.zero_grad()
+        inputs = x.clone().requires_grad_()
+        logits = net(inputs)
+        torch.nn.functional.cross_entropy(logits, y).backward()
+        grads.append((logits.detach(), inputs.grad, [p.grad for p in net.parameters()]))
+    (fast_logits, fast_input_grad, fast_grads), (keras_logits, keras_input_grad, keras_grads) = grads
+    torch.testing.assert_close(fast_logits, keras_logits)
+    torch.testing.assert_close(fast_input_grad, keras_input_grad)  # what FGSM reads
+    for fast_grad, keras_grad in zip(fast_grads, keras_grads):
+        torch.testing.assert_close(fast_grad, keras_grad)
+    assert all(p.is_contiguous() for p in fast.parameters())  # torch.nn.utils.prune flattens with .view
+
+
 def test_registry_has_the_papers_networks():
     assert set(NETWORKS) == {"mlp", "cnn", "irnn"}
 

@@ -31,17 +31,31 @@ class MLP(nn.Module):
         return self.classifier(self.features(x))
 
 
+class ChannelsLastConv2d(nn.Conv2d):
+    """A Conv2d that computes in channels-last memory format (faster on CPUs) while its weight is
+    stored in the default format, as code that flattens parameters with `.view` expects."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight.contiguous(memory_format=torch.channels_last), self.bias)
+
+
 class CNN(nn.Module):
-    """Keras `mnist_cnn`: conv32-conv64 3x3, maxpool 2, dropout .25, dense 128, dropout .5, dense 10."""
+    """Keras `mnist_cnn`: conv32-conv64 3x3, maxpool 2, dropout .25, dense 128, dropout .5, dense 10.
+
+    Laid out for speed without changing the function or its gradients: the convolutions compute
+    in channels-last format, and the max-pool comes before the second ReLU (the two commute, and
+    the ReLU then sees a quarter of the values). On one CPU thread that makes a training step about
+    13% and inference about 35% faster (benchmarks/bench_cnn_layout.py).
+    """
 
     def __init__(self, dropout_conv: float = 0.25, dropout_dense: float = 0.5):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3),
+            ChannelsLastConv2d(1, 32, 3),
             nn.ReLU(),
-            nn.Conv2d(32, 64, 3),
-            nn.ReLU(),
+            ChannelsLastConv2d(32, 64, 3),
             nn.MaxPool2d(2),
+            nn.ReLU(),
             nn.Dropout(dropout_conv),
             nn.Flatten(),
             nn.Linear(64 * 12 * 12, 128),

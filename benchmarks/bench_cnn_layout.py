@@ -1,0 +1,99 @@
+"""The CNN's layout: fsw's CNN (channels-last convolutions, pool before the second ReLU) against
+the Keras order in PyTorch's default layout, on one thread (as a sweep job runs).
+
+    python benchmarks/bench_cnn_layout.py [--repeats 5] [--steps 20]
+
+Both networks start from the same weights and are checked to compute the same logits. Times a
+training step (batch 128, Adam) and inference (batch 100, as fsw.inference), alternating the two
+networks in every repeat; reports medians and their ratio. Writes benchmarks/results/cnn_layout.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fsw.inference import INFERENCE_BATCH
+from fsw.io import write_json
+from fsw.networks import CNN
+
+RESULTS = Path(__file__).resolve().parent / "results" / "cnn_layout.json"
+
+
+def keras_order() -> nn.Module:
+    """fsw's CNN with plain Conv2d layers in the Keras order (ReLU, then max-pool): PyTorch's
+    default layout. Same parameter names, so fsw's weights load into it."""
+    net = CNN()
+    conv1, relu1, conv2, pool, relu2, *rest = net.features
+    plain1, plain2 = nn.Conv2d(1, 32, 3), nn.Conv2d(32, 64, 3)
+    net.features = nn.Sequential(plain1, relu1, plain2, relu2, pool, *rest)
+    return net
+
+
+def step_ms(net: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net.train()
+    started = time.perf_counter()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        optimizer.step()
+    return (time.perf_counter() - started) / steps * 1000
+
+
+@torch.inference_mode()
+def inference_us_per_image(net: nn.Module, images: torch.Tensor) -> float:
+    net.eval()
+    started = time.perf_counter()
+    for chunk in images.split(INFERENCE_BATCH):
+        net(chunk)
+    return (time.perf_counter() - started) / len(images) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    x, y = torch.rand(128, 1, 28, 28), torch.randint(0, 10, (128,))
+    images = torch.rand(1000, 1, 28, 28)
+    networks = {"fsw": CNN(), "keras_order": keras_order()}
+    networks["keras_order"].load_state_dict(networks["fsw"].state_dict())
+    with torch.no_grad():
+        gap = (networks["fsw"].eval()(images) - networks["keras_order"].eval()(images)).abs().max().item()
+    if gap > 1e-4:
+        raise SystemExit(f"the two layouts disagree: largest logit difference {gap}")
+    times = {name: {"train_step_ms": [], "inference_us_per_image": []} for name in networks}
+    for repeat in range(args.repeats):
+        for name, net in networks.items():
+            step_ms(net, x, y, 2)  # warm-up: the optimizer's state, allocator
+            times[name]["train_step_ms"].append(step_ms(net, x, y, args.steps))
+            times[name]["inference_us_per_image"].append(inference_us_per_image(net, images))
+        print(f"repeat {repeat + 1}/{args.repeats}", flush=True)
+    medians = {name: {k: statistics.median(v) for k, v in t.items()} for name, t in times.items()}
+    result = {
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": 1,
+        "largest_logit_difference": gap,
+        "median": medians,
+        "runs": times,
+        "ratio": {k: medians["fsw"][k] / medians["keras_order"][k] for k in medians["fsw"]},
+    }
+    write_json(RESULTS, result)
+    for name, m in medians.items():
+        print(f"{name:12s} train step {m['train_step_ms']:6.1f} ms, inference {m['inference_us_per_image']:5.0f} us/image")
+    print(f"fsw / keras_order: {result['ratio']}  -> {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
