@@ -166,12 +166,11 @@ def key_size_section(results: Path, link_base: Path) -> list[str]:
 def speed_benchmarks(results: Path) -> list[str]:
     """The on-demand speed benchmarks (benchmarks/*.py) whose result files exist, as Markdown."""
     lines = []
-    lightning, verify = results / "lightning.json", results / "verify.json"
+    lightning, verify, layout = results / "lightning.json", results / "verify.json", results / "cnn_layout.json"
     if lightning.is_file():
         measured = json.loads(lightning.read_text())
         rows = pd.DataFrame(measured["rows"])
-        lines += ["", "### Speed benchmarks", "",
-                  (f"`benchmarks/bench_lightning.py` ({measured['threads']} threads): one training epoch "
+        lines += ["", (f"`benchmarks/bench_lightning.py` ({measured['threads']} threads): one training epoch "
                    "through Lightning and through a plain torch loop on the same data, the median of "
                    "alternating runs (their range beside it); target ratio <= 1.10. `ratio` compares "
                    "the epochs; `ratio_fit` counts Lightning's whole `fit` call, the trainer's "
@@ -185,7 +184,18 @@ def speed_benchmarks(results: Path) -> list[str]:
                        f"({measured['model']}), latency in ms, and the server's throughput."),
                   "", latency.to_markdown(index=False), "",
                   pd.DataFrame(measured["throughput"]).to_markdown(index=False)]
-    return lines
+    if layout.is_file():
+        measured = json.loads(layout.read_text())
+        rows = pd.DataFrame([{"layout": name, **medians} for name, medians in measured["median"].items()])
+        ratio = measured["ratio"]
+        lines += ["", (f"`benchmarks/bench_cnn_layout.py` ({measured['threads']} thread): the CNN's "
+                       "training step (batch 128) and inference in fsw's layout (channels-last "
+                       "convolutions, max-pool before the second ReLU) and in the Keras order with "
+                       "PyTorch's default layout, medians of alternating runs; fsw's takes "
+                       f"{ratio['train_step_ms']:.2f}x the time per step and "
+                       f"{ratio['inference_us_per_image']:.2f}x per image."),
+                  "", rows.round(1).to_markdown(index=False)]
+    return ["", "### Speed benchmarks", *lines] if lines else []
 
 
 def update_readme(readme: Path, section: str) -> None:
