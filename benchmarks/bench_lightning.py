@@ -1,6 +1,7 @@
 """Time one training epoch of each network through Lightning and through a plain torch loop.
 
-Both loops see the same data (the owner's MNIST split), batch size, optimizer and threads; the ratio
+Both loops see the same data (the owner's MNIST split), batch size, optimizer, precision (the
+network group's: the plain loop autocasts to bfloat16 where Lightning's bf16-mixed does) and threads; the ratio
 of their median epoch times, Lightning / plain, is Lightning's overhead (target <= 1.10). Lightning's
 epoch is timed from its epoch-start to its epoch-end hook; the whole `Trainer.fit` call around it
 (the trainer's one-off start, ~0.1-0.3 s per job whatever the epochs) is reported beside it as
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from fsw.classifier import OPTIMIZERS, Classifier
-from fsw.config import compose, make_trainer
+from fsw.config import compose, make_trainer, training_precision
 from fsw.data import load_splits
 from fsw.io import write_json
 from fsw.networks import build_network
@@ -34,7 +35,7 @@ from fsw.networks import build_network
 OUT = Path(__file__).resolve().parent / "results" / "lightning.json"
 
 
-def plain_epoch(net, loader, optimizer_name: str, lr: float, batches: int) -> float:
+def plain_epoch(net, loader, optimizer_name: str, lr: float, batches: int, precision: str) -> float:
     optimizer = OPTIMIZERS[optimizer_name](net.parameters(), lr=lr)
     net.train()
     started = time.perf_counter()
@@ -42,7 +43,9 @@ def plain_epoch(net, loader, optimizer_name: str, lr: float, batches: int) -> fl
         if step == batches:
             break
         optimizer.zero_grad()
-        F.cross_entropy(net(x), y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+            loss = F.cross_entropy(net(x), y)
+        loss.backward()
         optimizer.step()
     return time.perf_counter() - started
 
@@ -55,12 +58,12 @@ class EpochTimer(pl.Callback):
         self.seconds = time.perf_counter() - self.started
 
 
-def lightning_epoch(cfg, net, loader, batches: int) -> tuple[float, float]:
+def lightning_epoch(cfg, net, loader, batches: int, precision: str) -> tuple[float, float]:
     """The epoch's seconds, and those of the whole fit call around it."""
     module = Classifier(net, cfg.network.optimizer, cfg.network.lr)
     timer = EpochTimer()
     trainer = make_trainer(cfg, max_epochs=1, limit_train_batches=batches, limit_val_batches=0,
-                           enable_progress_bar=False, accelerator="cpu", callbacks=[timer])
+                           enable_progress_bar=False, accelerator="cpu", precision=precision, callbacks=[timer])
     started = time.perf_counter()
     trainer.fit(module, loader)
     return timer.seconds, time.perf_counter() - started
@@ -80,17 +83,18 @@ def main() -> None:
         owner = load_splits(cfg.data).owner
         batches = args.batches or -(-len(owner) // cfg.batch_size)
         arch = OmegaConf.to_container(cfg.network.arch, resolve=True)
+        precision = training_precision(cfg.network.precision, "cpu")
         plain, lightning, fit = [], [], []
         for repeat in range(args.repeats):
             pl.seed_everything(repeat, verbose=False)
             plain.append(plain_epoch(build_network(arch), owner.loader(cfg.batch_size, shuffle=True),
-                                     cfg.network.optimizer, cfg.network.lr, batches))
+                                     cfg.network.optimizer, cfg.network.lr, batches, precision))
             pl.seed_everything(repeat, verbose=False)
             epoch_s, fit_s = lightning_epoch(cfg, build_network(arch), owner.loader(cfg.batch_size, shuffle=True),
-                                             batches)
+                                             batches, precision)
             lightning.append(epoch_s)
             fit.append(fit_s)
-        row = {"network": name, "batches": batches, "batch_size": cfg.batch_size, "repeats": args.repeats,
+        row = {"network": name, "precision": precision, "batches": batches, "batch_size": cfg.batch_size, "repeats": args.repeats,
                "plain_s": round(statistics.median(plain), 3), "lightning_s": round(statistics.median(lightning), 3),
                "plain_range_s": [round(min(plain), 3), round(max(plain), 3)],
                "lightning_range_s": [round(min(lightning), 3), round(max(lightning), 3)],

@@ -54,3 +54,43 @@ def test_one_cycle_rises_to_lr_then_anneals_to_almost_zero_over_all_steps():
     assert len(rates.seen) == 40 and rates.seen[peak] == pytest.approx(3e-3, rel=0.01)
     assert 0.25 * 40 <= peak <= 0.35 * 40  # warm-up over the first 30% of the steps
     assert rates.seen[0] < 3e-3 / 20 and rates.seen[-1] < 3e-3 / 100
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_mixed_is_kept_only_where_the_device_computes_bfloat16_natively(monkeypatch, caplog, native):
+    import torch
+
+    from fsw.config import training_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert training_precision("bf16-mixed", "auto") == ("bf16-mixed" if native else "32-true")
+    assert ("no native bfloat16" in caplog.text) is not native
+    assert training_precision("32-true", "auto") == "32-true"
+
+
+def test_a_network_trains_in_its_groups_precision_and_is_saved_in_float32(monkeypatch, tmp_path):
+    import torch
+
+    from fsw import train
+    from fsw.io import load_model, read_json
+    from tests.conftest import tiny
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)  # bf16 runs anywhere, if slowly
+    seen = set()
+    original = nn.Linear.forward
+
+    def recording(self, x):
+        out = original(self, x)
+        if self.training:
+            seen.add(out.dtype)
+        return out
+
+    monkeypatch.setattr(nn.Linear, "forward", recording)
+    train.run(tiny("train", "network=mlp", "network.epochs=1", "network.arch.hidden=16", "network.precision=bf16-mixed",
+                   f"model_out={tmp_path}/m.pt", f"metrics_out={tmp_path}/m.json"))
+    assert seen == {torch.bfloat16}
+    assert read_json(tmp_path / "m.json")["precision"] == "bf16-mixed"
+    net, _, _ = load_model(tmp_path / "m.pt")
+    assert {p.dtype for p in net.parameters()} == {torch.float32}

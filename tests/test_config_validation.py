@@ -190,6 +190,7 @@ BAD_VALUES = [
     ("train", "batch_size=0", "batch_size"),
     ("train", "network.lr=-0.1", "network.lr"),
     ("train", "network.one_cycle=sometimes", "network.one_cycle"),
+    ("train", "network.precision=fp8", "network.precision"),
     ("train", "network.arch.hidden=0", "network.arch.hidden"),
     ("train", "network.arch.dropout=1.5", "network.arch.dropout"),
     ("train", "network=irnn network.arch.mode=cols", "network.arch.mode"),

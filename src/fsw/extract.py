@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fsw.classifier import Classifier
 from fsw.inference import accuracy, test_accuracy_meta
-from fsw.config import make_trainer, setup_run
+from fsw.config import network_trainer, setup_run
 from fsw.data import batch_loader, load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, save_model, write_json
@@ -53,9 +53,7 @@ def train_surrogate(
     """Train `net` (from its current weights) on the victim's labels `y` of images `x`; without
     validation, as the attacker holds no labelled data of its own."""
     module = Classifier(net, cfg.network.optimizer, cfg.network.lr, cfg.network.one_cycle)
-    trainer = make_trainer(
-        cfg, max_epochs=int(cfg.network.epochs), gradient_clip_val=cfg.network.gradient_clip_val
-    )
+    trainer = network_trainer(cfg)
     trainer.fit(module, batch_loader(x, y, int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
     return module.net.cpu().eval()
 

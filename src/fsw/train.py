@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fsw.classifier import Classifier
 from fsw.inference import INFERENCE_BATCH, accuracy, test_accuracy_meta
-from fsw.config import make_trainer, setup_run
+from fsw.config import network_trainer, setup_run
 from fsw.data import load_splits
 from fsw.io import save_model, write_json
 from fsw.networks import build_network
@@ -24,9 +24,7 @@ def run(cfg: DictConfig) -> dict:
     arch = OmegaConf.to_container(cfg.network.arch, resolve=True)
     net = build_network(arch)
     module = Classifier(net, cfg.network.optimizer, cfg.network.lr, cfg.network.one_cycle)
-    trainer = make_trainer(
-        cfg, max_epochs=int(cfg.network.epochs), gradient_clip_val=cfg.network.gradient_clip_val
-    )
+    trainer = network_trainer(cfg)
     trainer.fit(
         module,
         splits.owner.loader(cfg.batch_size, shuffle=True, seed=cfg.seed),
@@ -37,6 +35,7 @@ def run(cfg: DictConfig) -> dict:
         "network": arch["name"],
         "seed": int(cfg.seed),
         "epochs": int(trainer.current_epoch),
+        "precision": trainer.precision,
         "train_size": len(splits.owner),
         "val_acc": accuracy(net, splits.val.x, splits.val.y),
         "test_acc": accuracy(net, splits.test.x, splits.test.y),

@@ -167,6 +167,7 @@ RULES: dict[str, Rule] = {
     "network.arch.mode": choice("fsw.validate:IRNN_MODES"),
     "network.optimizer": choice("fsw.classifier:OPTIMIZERS"),
     "network.gradient_clip_val": number(0, optional=True),
+    "network.precision": choice("fsw.config:PRECISIONS"),
     "network.lr": LEARNING_RATE,
     "network.one_cycle": BOOL,
     "network.epochs": POSITIVE,
