@@ -71,14 +71,17 @@ def test_speed_benchmarks_are_shown_when_measured(results, tmp_path):
         "local": {"median_ms": 1.9, "target_ms": 50.0, "met": True},
         "http": {"median_ms": 39.3, "target_ms": 300.0, "met": True},
         "throughput": [{"clients": 1, "images_per_s": 1918}]}))
-    (tmp_path / "cnn_layout.json").write_text(json.dumps({
+    (tmp_path / "cnn.json").write_text(json.dumps({
         "threads": 1, "ratio": {"train_step_ms": 0.9123, "inference_us_per_image": 0.7},
+        "bf16_train_step_ratio": 0.4871,
         "median": {"fsw": {"train_step_ms": 312.5, "inference_us_per_image": 530.0},
+                   "fsw_bf16": {"train_step_ms": 152.2, "inference_us_per_image": None},
                    "keras_order": {"train_step_ms": 342.5, "inference_us_per_image": 757.0}}}))
     text = "\n".join(readme.speed_benchmarks(tmp_path))
     assert text.count("### Speed benchmarks") == 1 and "| mlp " in text and "1.05" in text
     assert "39.3" in text and "1918" in text
     assert "0.91x the time per step" in text and "| keras_order " in text and "342.5" in text
+    assert "bfloat16 0.49x the float32 step" in text and "| fsw_bf16 " in text and "152.2" in text
 
 
 def test_key_size_section_when_the_key_size_sweep_ran(results, tmp_path):

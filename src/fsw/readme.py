@@ -166,7 +166,7 @@ def key_size_section(results: Path, link_base: Path) -> list[str]:
 def speed_benchmarks(results: Path) -> list[str]:
     """The on-demand speed benchmarks (benchmarks/*.py) whose result files exist, as Markdown."""
     lines = []
-    lightning, verify, layout = results / "lightning.json", results / "verify.json", results / "cnn_layout.json"
+    lightning, verify, cnn = results / "lightning.json", results / "verify.json", results / "cnn.json"
     if lightning.is_file():
         measured = json.loads(lightning.read_text())
         rows = pd.DataFrame(measured["rows"])
@@ -184,16 +184,18 @@ def speed_benchmarks(results: Path) -> list[str]:
                        f"({measured['model']}), latency in ms, and the server's throughput."),
                   "", latency.to_markdown(index=False), "",
                   pd.DataFrame(measured["throughput"]).to_markdown(index=False)]
-    if layout.is_file():
-        measured = json.loads(layout.read_text())
-        rows = pd.DataFrame([{"layout": name, **medians} for name, medians in measured["median"].items()])
+    if cnn.is_file():
+        measured = json.loads(cnn.read_text())
+        rows = pd.DataFrame([{"variant": name, **medians} for name, medians in measured["median"].items()])
         ratio = measured["ratio"]
-        lines += ["", (f"`benchmarks/bench_cnn_layout.py` ({measured['threads']} thread): the CNN's "
+        lines += ["", (f"`benchmarks/bench_cnn.py` ({measured['threads']} thread): the CNN's "
                        "training step (batch 128) and inference in fsw's layout (channels-last "
                        "convolutions, max-pool before the second ReLU) and in the Keras order with "
-                       "PyTorch's default layout, medians of alternating runs; fsw's takes "
-                       f"{ratio['train_step_ms']:.2f}x the time per step and "
-                       f"{ratio['inference_us_per_image']:.2f}x per image."),
+                       "PyTorch's default layout, and fsw's step in bfloat16 autocast (`fsw_bf16`, "
+                       "its default precision; inference stays float32), medians of alternating "
+                       f"runs; fsw's layout takes {ratio['train_step_ms']:.2f}x the time per step and "
+                       f"{ratio['inference_us_per_image']:.2f}x per image, bfloat16 "
+                       f"{measured['bf16_train_step_ratio']:.2f}x the float32 step."),
                   "", rows.round(1).to_markdown(index=False)]
     return ["", "### Speed benchmarks", *lines] if lines else []
 

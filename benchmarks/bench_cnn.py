@@ -1,11 +1,13 @@
-"""The CNN's layout: fsw's CNN (channels-last convolutions, pool before the second ReLU) against
-the Keras order in PyTorch's default layout, on one thread (as a sweep job runs).
+"""The CNN's speed on one thread (as a sweep job runs): fsw's layout (channels-last convolutions,
+pool before the second ReLU) against the Keras order in PyTorch's default layout, and fsw's training
+step in float32 against bfloat16 autocast (its default precision, `network.precision`).
 
-    python benchmarks/bench_cnn_layout.py [--repeats 5] [--steps 20]
+    python benchmarks/bench_cnn.py [--repeats 5] [--steps 20]
 
-Both networks start from the same weights and are checked to compute the same logits. Times a
-training step (batch 128, Adam) and inference (batch 100, as fsw.inference), alternating the two
-networks in every repeat; reports medians and their ratio. Writes benchmarks/results/cnn_layout.json.
+Both layouts start from the same weights and are checked to compute the same logits. Times a
+training step (batch 128, Adam) and, for the float32 variants, inference (batch 100 in float32, as
+fsw.inference), alternating the variants in every repeat; reports medians and their ratios. Writes
+benchmarks/results/cnn.json.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from fsw.inference import INFERENCE_BATCH
 from fsw.io import write_json
 from fsw.networks import CNN
 
-RESULTS = Path(__file__).resolve().parent / "results" / "cnn_layout.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "cnn.json"
 
 
 def keras_order() -> nn.Module:
@@ -37,13 +39,15 @@ def keras_order() -> nn.Module:
     return net
 
 
-def step_ms(net: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
+def step_ms(net: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, bf16: bool) -> float:
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     net.train()
     started = time.perf_counter()
     for _ in range(steps):
         optimizer.zero_grad()
-        F.cross_entropy(net(x), y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # as Lightning's bf16-mixed
+            loss = F.cross_entropy(net(x), y)
+        loss.backward()
         optimizer.step()
     return (time.perf_counter() - started) / steps * 1000
 
@@ -68,18 +72,22 @@ def main() -> None:
     images = torch.rand(1000, 1, 28, 28)
     networks = {"fsw": CNN(), "keras_order": keras_order()}
     networks["keras_order"].load_state_dict(networks["fsw"].state_dict())
+    # variant -> (network, bfloat16 autocast in training)
+    variants = {"fsw": (networks["fsw"], False), "fsw_bf16": (networks["fsw"], True),
+                "keras_order": (networks["keras_order"], False)}
     with torch.no_grad():
         gap = (networks["fsw"].eval()(images) - networks["keras_order"].eval()(images)).abs().max().item()
     if gap > 1e-4:
         raise SystemExit(f"the two layouts disagree: largest logit difference {gap}")
-    times = {name: {"train_step_ms": [], "inference_us_per_image": []} for name in networks}
+    times = {name: {"train_step_ms": [], "inference_us_per_image": []} for name in variants}
     for repeat in range(args.repeats):
-        for name, net in networks.items():
-            step_ms(net, x, y, 2)  # warm-up: the optimizer's state, allocator
-            times[name]["train_step_ms"].append(step_ms(net, x, y, args.steps))
-            times[name]["inference_us_per_image"].append(inference_us_per_image(net, images))
+        for name, (net, bf16) in variants.items():
+            step_ms(net, x, y, 2, bf16)  # warm-up: the optimizer's state, allocator, kernels
+            times[name]["train_step_ms"].append(step_ms(net, x, y, args.steps, bf16))
+            if not bf16:  # fsw infers in float32 whatever the training precision
+                times[name]["inference_us_per_image"].append(inference_us_per_image(net, images))
         print(f"repeat {repeat + 1}/{args.repeats}", flush=True)
-    medians = {name: {k: statistics.median(v) for k, v in t.items()} for name, t in times.items()}
+    medians = {name: {k: statistics.median(v) if v else None for k, v in t.items()} for name, t in times.items()}
     result = {
         "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__,
@@ -88,11 +96,12 @@ def main() -> None:
         "median": medians,
         "runs": times,
         "ratio": {k: medians["fsw"][k] / medians["keras_order"][k] for k in medians["fsw"]},
+        "bf16_train_step_ratio": medians["fsw_bf16"]["train_step_ms"] / medians["fsw"]["train_step_ms"],
     }
     write_json(RESULTS, result)
     for name, m in medians.items():
-        print(f"{name:12s} train step {m['train_step_ms']:6.1f} ms, inference {m['inference_us_per_image']:5.0f} us/image")
-    print(f"fsw / keras_order: {result['ratio']}  -> {RESULTS}")
+        print(f"{name:12s} train step {m['train_step_ms']:6.1f} ms, inference {m['inference_us_per_image']} us/image")
+    print(f"fsw / keras_order: {result['ratio']}; bf16 / float32 step: {result['bf16_train_step_ratio']:.2f} -> {RESULTS}")
 
 
 if __name__ == "__main__":
