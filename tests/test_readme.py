@@ -64,7 +64,7 @@ def test_speed_benchmarks_are_shown_when_measured(results, tmp_path):
     import json
 
     assert readme.speed_benchmarks(tmp_path) == []  # none run yet: nothing claimed
-    (tmp_path / "lightning.json").write_text(json.dumps({"threads": 2, "rows": [
+    (tmp_path / "lightning.json").write_text(json.dumps({"threads": 2, "lightning_step_cost_ms": 0.417, "rows": [
         {"network": "mlp", "plain_s": 2.5, "lightning_s": 2.625, "ratio": 1.05, "within_target": True}]}))
     (tmp_path / "verify.json").write_text(json.dumps({
         "key_size": 100, "model": "mlp",
@@ -79,6 +79,7 @@ def test_speed_benchmarks_are_shown_when_measured(results, tmp_path):
                    "keras_order": {"train_step_ms": 342.5, "inference_us_per_image": 757.0}}}))
     text = "\n".join(readme.speed_benchmarks(tmp_path))
     assert text.count("### Speed benchmarks") == 1 and "| mlp " in text and "1.05" in text
+    assert "one linear layer in both loops: 0.417 ms" in text
     assert "39.3" in text and "1918" in text
     assert "0.91x the time per step" in text and "| keras_order " in text and "342.5" in text
     assert "bfloat16 0.49x the float32 step" in text and "| fsw_bf16 " in text and "152.2" in text

@@ -174,7 +174,10 @@ def speed_benchmarks(results: Path) -> list[str]:
                    "through Lightning and through a plain torch loop on the same data, the median of "
                    "alternating runs (their range beside it); target ratio <= 1.10. `ratio` compares "
                    "the epochs; `ratio_fit` counts Lightning's whole `fit` call, the trainer's "
-                   "one-off start included."),
+                   "one-off start included."
+                   + (f" Lightning's own cost per step, measured with one linear layer in both loops: "
+                      f"{measured['lightning_step_cost_ms']} ms; `ratio_from_step_cost` adds it to each "
+                      "network's plain epoch." if "lightning_step_cost_ms" in measured else "")),
                   "", rows[["network", *rows.columns.drop("network")]].to_markdown(index=False)]
     if verify.is_file():
         measured = json.loads(verify.read_text())
