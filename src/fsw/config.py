@@ -90,8 +90,9 @@ def network_trainer(cfg: DictConfig, **kwargs):
     )
 
 
-# The precisions a network may train in (Lightning's names): bfloat16 autocast halves the CNN's
-# training time on a CPU with AVX512-BF16 (README, training choices); 16-mixed needs a GPU.
+# The precisions a network may train in (Lightning's names): bfloat16 autocast takes a CNN training
+# step to ~0.55x its float32 time on a CPU with AVX512-BF16 (benchmarks/bench_cnn.py); 16-mixed
+# needs a GPU.
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 
 
