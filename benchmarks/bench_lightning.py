@@ -1,15 +1,17 @@
 """Time one training epoch of each network through Lightning and through a plain torch loop.
 
 Both loops see the same data (the owner's MNIST split), batch size, optimizer, precision (the
-network group's: the plain loop autocasts to bfloat16 where Lightning's bf16-mixed does) and threads; the ratio
-of their median epoch times, Lightning / plain, is Lightning's overhead (target <= 1.10). Lightning's
-epoch is timed from its epoch-start to its epoch-end hook; the whole `Trainer.fit` call around it
-(the trainer's one-off start, ~0.1-0.3 s per job whatever the epochs) is reported beside it as
-`lightning_fit_s` and `ratio_fit`. The two loops alternate, so that machine noise hits both alike;
-an MLP epoch takes ~3 s and varies by +-10% from run to run here, hence the median of several.
-Lightning's per-step cost is also measured on its own (`lightning_step_cost_ms`: both loops training
-one linear layer, where that cost is the whole difference), and `ratio_from_step_cost` adds it to
-each network's plain epoch: an estimate of the ratio that the epochs' noise does not swamp.
+network group's: the plain loop autocasts to bfloat16 where Lightning's bf16-mixed does) and threads.
+The two loops alternate, so that machine noise hits both alike. `ratio`, Lightning / plain, compares
+each loop's fastest epoch: other processes and the machine's host only ever add time to an epoch
+(an MLP epoch of ~3-4 s varies by +-15% from run to run here), so the fastest of several is the
+closest to what the code itself costs, as timeit's documentation argues; `ratio_median` compares
+the medians. Lightning's epoch is timed from its epoch-start to its epoch-end hook; the whole
+`Trainer.fit` call around it (the trainer's one-off start, ~0.1-0.3 s per job whatever the epochs)
+is reported beside it as `lightning_fit_s` and `ratio_fit`. Lightning's per-step cost is also
+measured on its own (`lightning_step_cost_ms`: both loops training one linear layer, where that cost
+is the whole difference), and `ratio_from_step_cost` adds it to each network's fastest plain epoch:
+a third estimate, which the networks' own epoch noise does not touch. Target: ratio <= 1.10.
 Results: benchmarks/results/lightning.json.
 
     python benchmarks/bench_lightning.py [--networks mlp cnn irnn] [--batches N] [--threads 2]
@@ -92,13 +94,13 @@ def alternating_epochs(cfg, make_net, owner, batches: int, precision: str, repea
 def lightning_step_cost_ms(repeats: int) -> float:
     """Lightning's own cost per training step (hooks, closure, data fetcher), whatever the network:
     both loops train one linear layer, whose step costs next to nothing, so the difference of their
-    medians is that cost alone, where on the real networks run-to-run noise is larger than it."""
+    fastest epochs is that cost alone, where on the real networks run-to-run noise is larger than it."""
     cfg = compose("train", ["network=mlp"])
     owner = load_splits(cfg.data).owner
     batches = -(-len(owner) // cfg.batch_size)
     plain, lightning, _ = alternating_epochs(cfg, lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 10)),
                                              owner, batches, "32-true", repeats)
-    return round((statistics.median(lightning) - statistics.median(plain)) / batches * 1000, 3)
+    return round((min(lightning) - min(plain)) / batches * 1000, 3)
 
 
 def main() -> None:
@@ -106,7 +108,7 @@ def main() -> None:
     parser.add_argument("--networks", nargs="+", default=["mlp", "cnn", "irnn"])
     parser.add_argument("--batches", type=int, default=None, help="batches per epoch (default: all)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5, help="alternating timings per loop; median kept")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating timings per loop")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     step_cost = lightning_step_cost_ms(args.repeats * 3)
@@ -120,15 +122,16 @@ def main() -> None:
         precision = training_precision(cfg.network.precision, "cpu")
         plain, lightning, fit = alternating_epochs(cfg, lambda: build_network(arch), owner, batches, precision,
                                                    args.repeats)
-        row = {"network": name, "precision": precision, "batches": batches, "batch_size": cfg.batch_size, "repeats": args.repeats,
-               "plain_s": round(statistics.median(plain), 3), "lightning_s": round(statistics.median(lightning), 3),
-               "plain_range_s": [round(min(plain), 3), round(max(plain), 3)],
-               "lightning_range_s": [round(min(lightning), 3), round(max(lightning), 3)],
-               "lightning_fit_s": round(statistics.median(fit), 3)}
+        row = {"network": name, "precision": precision, "batches": batches, "batch_size": cfg.batch_size,
+               "repeats": args.repeats, "plain_s": round(min(plain), 3), "lightning_s": round(min(lightning), 3),
+               "plain_median_s": round(statistics.median(plain), 3),
+               "lightning_median_s": round(statistics.median(lightning), 3),
+               "lightning_fit_s": round(min(fit), 3)}
         row["ratio"] = round(row["lightning_s"] / row["plain_s"], 3)
+        row["ratio_median"] = round(row["lightning_median_s"] / row["plain_median_s"], 3)
         row["ratio_fit"] = round(row["lightning_fit_s"] / row["plain_s"], 3)
-        row["within_target"] = row["ratio"] <= 1.10
         row["ratio_from_step_cost"] = round(1 + step_cost * batches / 1000 / row["plain_s"], 3)
+        row["within_target"] = row["ratio"] <= 1.10
         rows.append(row)
         print(json.dumps(row))
     result = {"threads": args.threads, "torch": torch.__version__, "lightning": pl.__version__,

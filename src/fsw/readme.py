@@ -171,10 +171,10 @@ def speed_benchmarks(results: Path) -> list[str]:
         measured = json.loads(lightning.read_text())
         rows = pd.DataFrame(measured["rows"])
         lines += ["", (f"`benchmarks/bench_lightning.py` ({measured['threads']} threads): one training epoch "
-                   "through Lightning and through a plain torch loop on the same data, the median of "
-                   "alternating runs (their range beside it); target ratio <= 1.10. `ratio` compares "
-                   "the epochs; `ratio_fit` counts Lightning's whole `fit` call, the trainer's "
-                   "one-off start included."
+                   "through Lightning and through a plain torch loop on the same data, alternating "
+                   "runs; target ratio <= 1.10. `ratio` compares each loop's fastest epoch (noise only "
+                   "adds time), `ratio_median` their medians; `ratio_fit` counts Lightning's whole "
+                   "`fit` call, the trainer's one-off start included."
                    + (f" Lightning's own cost per step, measured with one linear layer in both loops: "
                       f"{measured['lightning_step_cost_ms']} ms; `ratio_from_step_cost` adds it to each "
                       "network's plain epoch." if "lightning_step_cost_ms" in measured else "")),
