@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fsw.config import training_precision
 from fsw.inference import INFERENCE_BATCH
 from fsw.io import write_json
 from fsw.networks import CNN
@@ -97,6 +98,8 @@ def main() -> None:
         "runs": times,
         "ratio": {k: medians["fsw"][k] / medians["keras_order"][k] for k in medians["fsw"]},
         "bf16_train_step_ratio": medians["fsw_bf16"]["train_step_ms"] / medians["fsw"]["train_step_ms"],
+        # whether fsw would train the CNN in bfloat16 here, or fall back to float32
+        "bf16_native": training_precision("bf16-mixed", "cpu") == "bf16-mixed",
     }
     write_json(RESULTS, result)
     for name, m in medians.items():

@@ -82,7 +82,12 @@ def test_speed_benchmarks_are_shown_when_measured(results, tmp_path):
     assert "one linear layer in both loops: 0.417 ms" in text
     assert "39.3" in text and "1918" in text
     assert "0.91x the time per step" in text and "| keras_order " in text and "342.5" in text
-    assert "bfloat16 0.49x the float32 step" in text and "| fsw_bf16 " in text and "152.2" in text
+    assert "bfloat16 0.49x the float32 step." in text and "| fsw_bf16 " in text and "152.2" in text
+    assert "emulated" not in text  # a file without bf16_native (older runs) claims nothing
+    measured = json.loads((tmp_path / "cnn.json").read_text())
+    (tmp_path / "cnn.json").write_text(json.dumps({**measured, "bf16_train_step_ratio": 7.8, "bf16_native": False}))
+    text = "\n".join(readme.speed_benchmarks(tmp_path))
+    assert "bfloat16 7.80x the float32 step (emulated: this CPU has no native bfloat16" in text
 
 
 def test_key_size_section_when_the_key_size_sweep_ran(results, tmp_path):

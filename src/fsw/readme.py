@@ -198,7 +198,9 @@ def speed_benchmarks(results: Path) -> list[str]:
                        "its default precision; inference stays float32), medians of alternating "
                        f"runs; fsw's layout takes {ratio['train_step_ms']:.2f}x the time per step and "
                        f"{ratio['inference_us_per_image']:.2f}x per image, bfloat16 "
-                       f"{measured['bf16_train_step_ratio']:.2f}x the float32 step."),
+                       f"{measured['bf16_train_step_ratio']:.2f}x the float32 step"
+                       + (" (emulated: this CPU has no native bfloat16, so fsw trains the CNN in "
+                          "float32 on it)." if measured.get("bf16_native") is False else ".")),
                   "", rows.round(1).to_markdown(index=False)]
     return ["", "### Speed benchmarks", *lines] if lines else []
 
