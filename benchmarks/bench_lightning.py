@@ -17,7 +17,8 @@ Results: benchmarks/results/lightning.json.
     python benchmarks/bench_lightning.py [--networks mlp cnn irnn] [--batches N | NETWORK=N ...] [--threads 2]
 
 `--batches cnn=100` times the CNN on 100 batches per epoch and the others on full epochs: a full
-float32 CNN epoch takes ~2 min on a CPU without AVX512, 20 of them (2 loops x 10 repeats) 40.
+float32 CNN epoch takes ~2 min on a CPU without AVX512, and the default 5 repeats of both loops
+time 10 of them, ~20 min.
 """
 
 from __future__ import annotations
