@@ -94,3 +94,57 @@ def test_a_network_trains_in_its_groups_precision_and_is_saved_in_float32(monkey
     assert read_json(tmp_path / "m.json")["precision"] == "bf16-mixed"
     net, _, _ = load_model(tmp_path / "m.pt")
     assert {p.dtype for p in net.parameters()} == {torch.float32}
+
+
+def _fit_one_epoch(module, x, y, batch_size):
+    import lightning.pytorch as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu")
+    trainer.fit(module, DataLoader(TensorDataset(x, y), batch_size=batch_size))
+
+
+@pytest.mark.parametrize("clip", [None, 0.05])
+def test_a_lightning_epoch_takes_the_same_steps_as_a_plain_torch_loop(clip):
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    x, y = 10 * torch.randn(40, 4), torch.randint(0, 3, (40,))
+    net = nn.Linear(4, 3)
+    plain = copy.deepcopy(net)
+    optimizer = torch.optim.SGD(plain.parameters(), lr=0.5)
+    for i in range(0, 40, 10):
+        optimizer.zero_grad()
+        F.cross_entropy(plain(x[i:i + 10]), y[i:i + 10]).backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(plain.parameters(), clip)
+        optimizer.step()
+    _fit_one_epoch(Classifier(net, "sgd", 0.5, gradient_clip_val=clip), x, y, 10)
+    for trained, expected in zip(net.parameters(), plain.parameters()):
+        assert torch.allclose(trained, expected, atol=1e-6)
+
+
+def test_gradient_clipping_caps_the_norm_of_each_step():
+    import copy
+
+    import torch
+
+    torch.manual_seed(0)
+    x, y = 100 * torch.randn(10, 4), torch.randint(0, 3, (10,))
+    for clip in (None, 0.01):
+        net = nn.Linear(4, 3)
+        start = copy.deepcopy(net)
+        _fit_one_epoch(Classifier(net, "sgd", 1.0, gradient_clip_val=clip), x, y, 10)  # one step of lr 1
+        moved = torch.cat([(a - b).flatten() for a, b in zip(net.parameters(), start.parameters())]).norm().item()
+        assert moved == pytest.approx(0.01, rel=1e-3) if clip else moved > 1.0
+
+
+def test_the_network_group_sets_the_modules_optimizer_schedule_and_clipping():
+    from fsw.config import compose
+
+    module = Classifier.for_network(nn.Linear(4, 2), compose("train", ["network=irnn"]).network)
+    assert (module.optimizer_name, module.lr, module.one_cycle, module.gradient_clip_val) == ("adam", 3e-3, True, 1.0)

@@ -9,6 +9,7 @@ import os
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,18 @@ OPTIMIZERS = {
 
 
 class Classifier(pl.LightningModule):
-    """Cross-entropy training of `net`; logs the epoch's mean train/loss, val/acc and test/acc."""
+    """Cross-entropy training of `net`; logs the epoch's mean train/loss, val/acc and test/acc.
 
-    def __init__(self, net: nn.Module, optimizer: str = "adam", lr: float = 1e-3, one_cycle: bool = False):
+    `gradient_clip_val` caps the gradients' total 2-norm before each step (none when None)."""
+
+    def __init__(self, net: nn.Module, optimizer: str = "adam", lr: float = 1e-3, one_cycle: bool = False,
+                 gradient_clip_val: float | None = None):
         super().__init__()
+        # Lightning's automatic optimization runs each step as a closure that the optimizer calls,
+        # with a dozen hooks around it: 0.04-0.15 ms per step more than training_step's own three
+        # calls (measured on the MLP and IRNN; an MLP step is ~3.4 ms on a fast CPU). Lightning
+        # still runs the loop, precision, logging and stopping.
+        self.automatic_optimization = False
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}")
         # Lightning keeps the train/eval mode it is handed, and loaded models arrive in eval mode.
@@ -42,6 +51,12 @@ class Classifier(pl.LightningModule):
         self.optimizer_name = optimizer
         self.lr = lr
         self.one_cycle = one_cycle
+        self.gradient_clip_val = gradient_clip_val
+
+    @classmethod
+    def for_network(cls, net: nn.Module, group: DictConfig) -> "Classifier":
+        """The module that trains `net` with a `network` config group's optimizer, rate, schedule and clipping."""
+        return cls(net, group.optimizer, group.lr, group.one_cycle, group.gradient_clip_val)
 
     def __setattr__(self, name: str, value) -> None:
         # Lightning sets _current_fx_name (a string) before and after each of the ~20 hooks of a
@@ -60,13 +75,24 @@ class Classifier(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
+        optimizer = self.optimizers()
         loss = F.cross_entropy(self.net(x), y)
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        optimizer.step()
+        if self.one_cycle:
+            self.lr_schedulers().step()
         # The epoch's mean loss, logged once at its last batch (before the epoch-end callbacks read
         # it): self.log in every step costs ~0.75 ms (measured), a tenth of an MLP step on the CPU.
         self._loss_sum += loss.detach()
         if batch_idx + 1 == self.trainer.num_training_batches:
             self.log("train/loss", self._loss_sum / (batch_idx + 1), prog_bar=True)
-        return loss
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Lightning calls this hook after a float16 loss scaler has unscaled the gradients, so the
+        # norm clipped is that of the true gradients.
+        if self.gradient_clip_val is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
 
     def _accuracy(self, batch, name: str) -> None:
         x, y = batch
@@ -84,11 +110,12 @@ class Classifier(pl.LightningModule):
         if self.one_cycle:
             # lr is the peak: warm up over the first 30% of all steps, then anneal to ~0 (Smith's
             # one-cycle policy, PyTorch's defaults); momentum cycles only where the optimizer has one.
+            # training_step steps it.
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer, max_lr=self.lr, total_steps=int(self.trainer.estimated_stepping_batches),
                 cycle_momentum=self.optimizer_name != "adadelta",
             )
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+            return [optimizer], [scheduler]
         return optimizer
 
 

@@ -80,11 +80,10 @@ def make_trainer(cfg: DictConfig, **kwargs):
 
 
 def network_trainer(cfg: DictConfig, **kwargs):
-    """A Trainer that trains `cfg.network` with its group's epochs, gradient clipping and precision."""
+    """A Trainer that trains `cfg.network` with its group's epochs and precision."""
     return make_trainer(
         cfg,
         max_epochs=int(cfg.network.epochs),
-        gradient_clip_val=cfg.network.gradient_clip_val,
         precision=training_precision(cfg.network.precision, cfg.trainer.accelerator),
         **kwargs,
     )

@@ -52,7 +52,7 @@ def train_surrogate(
 ) -> torch.nn.Module:
     """Train `net` (from its current weights) on the victim's labels `y` of images `x`; without
     validation, as the attacker holds no labelled data of its own."""
-    module = Classifier(net, cfg.network.optimizer, cfg.network.lr, cfg.network.one_cycle)
+    module = Classifier.for_network(net, cfg.network)
     trainer = network_trainer(cfg)
     trainer.fit(module, batch_loader(x, y, int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
     return module.net.cpu().eval()

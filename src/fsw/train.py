@@ -23,7 +23,7 @@ def run(cfg: DictConfig) -> dict:
     splits = load_splits(cfg.data)
     arch = OmegaConf.to_container(cfg.network.arch, resolve=True)
     net = build_network(arch)
-    module = Classifier(net, cfg.network.optimizer, cfg.network.lr, cfg.network.one_cycle)
+    module = Classifier.for_network(net, cfg.network)
     trainer = network_trainer(cfg)
     trainer.fit(
         module,
