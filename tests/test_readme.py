@@ -2,6 +2,8 @@
 of the files (the same files give the same text, a changed table changes it) and lands between the
 markers."""
 
+import re
+
 import pandas as pd
 import pytest
 import yaml
@@ -29,8 +31,9 @@ def test_section_is_deterministic_and_complete(results):
         assert heading in section
     assert f"config as it ran is `{results}/config.yaml`" in section and "rtal" not in section.split("###")[0]
     assert "CPU cores" in section and "quantize [16, 8, 4, 2]" in section
-    assert "![robustness_quantize](results/report/attacks/robustness_quantize.png)" in section
-    assert "![key_errors](results/report/false_positives/key_errors.png)" in section
+    assert "![robustness_quantize](docs/results/robustness_quantize.png)" in section
+    assert "![key_errors](docs/results/key_errors.png)" in section
+    assert "sweep's PNGs in `docs/results/`" in section
     assert "The mark does not survive extraction in this sweep" in section
     assert "| 16, 8, 4, 2 " in section  # mark_lost rows, levels weakest first
     assert "paper_binomial" in section and "| train " in section  # decision rules; runtime per rule
@@ -58,6 +61,22 @@ def test_update_readme_replaces_only_the_section(results, tmp_path):
     path.write_text("no markers\n")
     with pytest.raises(ValueError, match="markers"):
         readme.update_readme(path, section)
+
+
+def test_figures_are_published_beside_the_readme(results, tmp_path):
+    """make readme copies every figure the section links into docs/results/ (results/ is not
+    committed), replaces an earlier run's copies and drops figures the section no longer shows."""
+    figure_dir = tmp_path / "docs" / "results"
+    figure_dir.mkdir(parents=True)
+    (figure_dir / "robustness_gone.png").write_bytes(b"an earlier run's attack")
+    (figure_dir / "key_errors.png").write_bytes(b"an earlier run's figure")
+    copies = readme.publish_figures(results, figure_dir)
+    section = readme.results_section(results, link_base=tmp_path)
+    linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", section)
+    assert linked and sorted(linked) == sorted(copy.relative_to(tmp_path).as_posix() for copy in copies)
+    assert sorted(figure_dir.iterdir()) == sorted(copies)
+    for source, copy in zip(readme.figures(results), copies, strict=True):
+        assert copy.name == source.name and copy.read_bytes() == source.read_bytes()
 
 
 def test_speed_benchmarks_are_shown_when_measured(results, tmp_path):
@@ -93,12 +112,16 @@ def test_speed_benchmarks_are_shown_when_measured(results, tmp_path):
 def test_key_size_section_when_the_key_size_sweep_ran(results, tmp_path):
     import shutil
 
-    assert readme.key_size_section(tmp_path / "keysizes", tmp_path) == []  # not run: nothing claimed
+    assert readme.key_size_section(tmp_path / "keysizes", tmp_path / "docs", tmp_path) == []  # not run: nothing claimed
     shutil.copytree(results / "tables", tmp_path / "keysizes" / "tables")
-    text = "\n".join(readme.key_size_section(tmp_path / "keysizes", tmp_path))
+    shutil.copytree(results / "plots", tmp_path / "keysizes" / "plots")
+    text = "\n".join(readme.key_size_section(tmp_path / "keysizes", tmp_path / "docs", tmp_path))
     rates = pd.read_csv(results / "tables" / "false_positives" / "rates.csv")
+    recommended = rates[rates.default].rule.iloc[0]
     assert "### Key size" in text and "| paper_binomial " in text
-    assert f"| {rates[rates.default].rule.iloc[0]} (recommended) " in text
+    assert f"| {recommended} (recommended) " in text
+    shown_plots = sorted({"rates_paper_binomial.png", f"rates_{recommended}.png"})
+    assert re.findall(r"!\[[^]]*\]\(docs/([^)]+)\)", text) == shown_plots  # the rules shown, not every rule
     assert text.count("| paper_binomial ") == (rates.rule == "paper_binomial").sum()
 
 
@@ -107,7 +130,6 @@ def test_readme_rerun_commands_name_outputs_of_the_default_sweep(tmp_path):
     default sweep in an empty folder: a target path the sweep no longer writes, or a rule that no
     longer exists, fails here instead of in a user's shell."""
     import os
-    import re
     import shlex
     import subprocess
     import sys

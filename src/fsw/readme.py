@@ -4,7 +4,9 @@
 
 The section sits between the `results:start` and `results:end` markers; nothing in it is typed by
 hand: it is a function of the files under --results (the report stage's tables and figures, the
-sweep's config.yaml and the benchmark files), so the same results give the same section.
+sweep's config.yaml and the benchmark files), so the same results give the same section. Its figures
+are copied beside the README (docs/results/ by default) because results/ is not committed: a clone
+shows the figures of the run its tables come from.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -45,17 +48,52 @@ def table(frame: pd.DataFrame, columns: list[str]) -> str:
     return frame[columns].to_markdown(index=False, floatfmt=".4g")
 
 
-def figure_links(results: Path, link_base: Path) -> list[str]:
-    """Markdown images of the report's figures (PNG), paths relative to the README's folder."""
-    figures = [results / "report" / "embedding" / "accuracy_drop.png",
-               results / "report" / "false_positives" / "key_errors.png",
-               *sorted((results / "report" / "attacks").glob("robustness_*.png")),
-               results / "report" / "extraction" / "extraction_curves.png"]
-    return [f"![{path.stem}]({Path(os.path.relpath(path, link_base)).as_posix()})" for path in figures if path.exists()]
+def figures(results: Path) -> list[Path]:
+    """The PNGs the section shows, in its order, where they exist: Figure 1, the report's, the key-size sweep's."""
+    report = results / "report"
+    candidates = [results / "figure1" / "figure1_frontier.png",
+                  report / "embedding" / "accuracy_drop.png",
+                  report / "false_positives" / "key_errors.png",
+                  *sorted((report / "attacks").glob("robustness_*.png")),
+                  report / "extraction" / "extraction_curves.png",
+                  *key_size_plots(results / "keysizes")]
+    return [path for path in candidates if path.is_file()]
 
 
-def results_section(results: Path, link_base: Path = Path(".")) -> str:
-    """The README's results section; link_base: the README's folder (figure links are relative to it)."""
+def default_figure_dir(link_base: Path) -> Path:
+    return link_base / "docs" / "results"
+
+
+def published(source: Path, figure_dir: Path) -> Path:
+    """Where publish_figures puts a figure: its file name is unique among figures()."""
+    return figure_dir / source.name
+
+
+def publish_figures(results: Path, figure_dir: Path) -> list[Path]:
+    """Copy the section's figures into figure_dir, replacing the figures of an earlier run there."""
+    sources = figures(results)
+    names = [source.name for source in sources]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two figures share a file name in {names}")
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    for stale in figure_dir.glob("*.png"):
+        if stale.name not in names:
+            stale.unlink()
+    for source in sources:
+        atomic_write(published(source, figure_dir), lambda tmp, source=source: shutil.copyfile(source, tmp))
+    return [published(source, figure_dir) for source in sources]
+
+
+def figure_links(sources: list[Path], figure_dir: Path, link_base: Path) -> list[str]:
+    """Markdown images of the published copies, paths relative to the README's folder."""
+    links = [Path(os.path.relpath(published(source, figure_dir), link_base)).as_posix() for source in sources]
+    return [f"![{source.stem}]({link})" for source, link in zip(sources, links)]
+
+
+def results_section(results: Path, link_base: Path = Path("."), figure_dir: Path | None = None) -> str:
+    """The README's results section; link_base: the README's folder (figure links are relative to it);
+    figure_dir: where publish_figures copies the figures it shows (default: docs/results/ in link_base)."""
+    figure_dir = figure_dir or default_figure_dir(link_base)
     config = yaml.safe_load((results / "config.yaml").read_text())
     report = results / "report"
     verification = (results / "tables" / "verification.md").read_text().strip()
@@ -67,6 +105,7 @@ def results_section(results: Path, link_base: Path = Path(".")) -> str:
     mark_lost = pd.read_csv(report / "attacks" / "mark_lost.csv", dtype=str)
     extraction = pd.read_csv(report / "extraction" / "extraction.csv")
     training = pd.read_csv(report / "training" / "training.csv")
+    sweep_figures = [path for path in figures(results) if (results / "keysizes") not in path.parents]
     grid = ", ".join(f"{name} {config[name]}" for name in ("networks", "seeds", "null_seeds", "eps", "key_sizes"))
     attacks = "; ".join(f"{name} {levels}" for name, levels in config["attacks"].items() if levels)
     lines = [
@@ -130,32 +169,50 @@ def results_section(results: Path, link_base: Path = Path(".")) -> str:
         "",
         "### Figures",
         "",
-        "\n\n".join(figure_links(results, link_base)),
+        (f"Copies, made by `make readme`, of the sweep's PNGs in "
+         f"`{Path(os.path.relpath(figure_dir, link_base)).as_posix()}/` (results/ is not committed)."),
+        "",
+        "\n\n".join(figure_links(sweep_figures, figure_dir, link_base)),
         "",
         "Runtime per rule (benchmarked jobs, from the `benchmark:` files):",
         "",
         runtime.to_markdown(index=False),
-        *key_size_section(results / "keysizes", link_base),
+        *key_size_section(results / "keysizes", figure_dir, link_base),
         *speed_benchmarks(link_base / "benchmarks" / "results"),
         END,
     ]
     return "\n".join(lines)
 
 
-def key_size_section(results: Path, link_base: Path) -> list[str]:
+def shown_rates(rates: pd.DataFrame) -> pd.DataFrame:
+    """The key-size rows the README shows: the paper's rule and the recommended one."""
+    return rates[(rates.rule == "paper_binomial") | rates.default.astype(bool)]
+
+
+def key_size_rates(results: Path) -> pd.DataFrame | None:
+    rates_csv = results / "tables" / "false_positives" / "rates.csv"
+    return pd.read_csv(rates_csv) if rates_csv.is_file() else None
+
+
+def key_size_plots(results: Path) -> list[Path]:
+    """The key-size sweep's plots of the rules the README shows (none when it has not run)."""
+    rates = key_size_rates(results)
+    rules = [] if rates is None else sorted(set(shown_rates(rates).rule))
+    return [path for path in (results / "plots" / f"rates_{rule}.png" for rule in rules) if path.is_file()]
+
+
+def key_size_section(results: Path, figure_dir: Path, link_base: Path) -> list[str]:
     """The key-size sweep (config/keysizes.yaml), when it has been run: false- and true-positive
     rates of the paper's rule and the recommended one against the key size."""
-    rates_csv = results / "tables" / "false_positives" / "rates.csv"
-    if not rates_csv.is_file():
+    rates = key_size_rates(results)
+    if rates is None:
         return []
-    rates = pd.read_csv(rates_csv)
-    recommended = rates.default.astype(bool)
-    shown = rates[(rates.rule == "paper_binomial") | recommended].copy()
-    figures = [results / "plots" / f"rates_{rule}.png" for rule in sorted(set(shown.rule))]
-    shown["rule"] = shown.rule.where(~recommended[shown.index], shown.rule + " (recommended)")
+    shown = shown_rates(rates).copy()
+    recommended = shown.default.astype(bool)
+    shown["rule"] = shown.rule.where(~recommended, shown.rule + " (recommended)")
     columns = ["network", "eps", "key_size", "rule", "theta_paper", "n_null", "fpr", "fpr_low", "fpr_high", "tpr"]
     table = shown.sort_values(["network", "eps", "rule", "key_size"])[columns].round(3)
-    links = [f"![{path.stem}]({os.path.relpath(path, link_base)})" for path in figures if path.is_file()]
+    links = figure_links(key_size_plots(results), figure_dir, link_base)
     return ["", "### Key size", "",
             (f"From `{results}/` (`snakemake --configfile config/keysizes.yaml`): every key size against "
              "the null models of the sweep; `fpr` with its 95% Clopper-Pearson interval, `tpr` on the "
@@ -218,9 +275,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
+    parser.add_argument("--figures", type=Path, help="where the figures are copied (default: docs/results/ beside the README)")
     args = parser.parse_args()
-    update_readme(args.readme, results_section(args.results, link_base=args.readme.parent))
-    print(f"updated {args.readme} from {args.results}")
+    figure_dir = args.figures or default_figure_dir(args.readme.parent)
+    copies = publish_figures(args.results, figure_dir)
+    update_readme(args.readme, results_section(args.results, link_base=args.readme.parent, figure_dir=figure_dir))
+    print(f"updated {args.readme} from {args.results}; {len(copies)} figures copied to {figure_dir}")
 
 
 if __name__ == "__main__":
