@@ -79,6 +79,15 @@ def test_figures_are_published_beside_the_readme(results, tmp_path):
         assert copy.name == source.name and copy.read_bytes() == source.read_bytes()
 
 
+def test_figures_with_one_file_name_are_refused(results, tmp_path, monkeypatch):
+    """Copies are named by file name alone: two figures of one name would overwrite each other."""
+    twins = [results / "a" / "curves.png", results / "b" / "curves.png"]
+    monkeypatch.setattr(readme, "figures", lambda _: twins)
+    with pytest.raises(ValueError, match="share a file name"):
+        readme.publish_figures(results, tmp_path / "docs" / "results")
+    assert not (tmp_path / "docs" / "results").exists()
+
+
 def test_speed_benchmarks_are_shown_when_measured(results, tmp_path):
     import json
 
