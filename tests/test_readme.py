@@ -79,6 +79,19 @@ def test_figures_are_published_beside_the_readme(results, tmp_path):
         assert copy.name == source.name and copy.read_bytes() == source.read_bytes()
 
 
+def test_make_readme_links_resolve_to_the_copies(results, tmp_path, monkeypatch):
+    """`python -m fsw.readme` (make readme): every image the updated README links exists, in --figures."""
+    page = tmp_path / "README.md"
+    page.write_text(f"intro\n{readme.START}\nold\n{readme.END}\nrest\n")
+    figure_dir = tmp_path / "figures"
+    monkeypatch.setattr("sys.argv", ["fsw.readme", "--results", str(results), "--readme", str(page),
+                                     "--figures", str(figure_dir)])
+    readme.main()
+    linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", page.read_text())
+    assert linked and all(link.startswith("figures/") and (tmp_path / link).is_file() for link in linked)
+    assert page.read_text().startswith("intro\n") and page.read_text().endswith("rest\n")
+
+
 def test_figures_with_one_file_name_are_refused(results, tmp_path, monkeypatch):
     """Copies are named by file name alone: two figures of one name would overwrite each other."""
     twins = [results / "a" / "curves.png", results / "b" / "curves.png"]
