@@ -28,7 +28,7 @@ run: setup
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
 
 readme: setup
-	$(BIN)/python -m fsw.readme --results results --readme README.md
+	$(BIN)/python tools/readme.py --results results --readme README.md
 
 smoke: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml

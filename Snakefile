@@ -21,13 +21,13 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/keys.smk"
+include: "workflow/rules/keygen.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/attack.smk"
 include: "workflow/rules/verify.smk"
-include: "workflow/rules/remote.smk"
+include: "workflow/rules/extract.smk"
 include: "workflow/rules/report.smk"
-include: "workflow/rules/toy.smk"
+include: "workflow/rules/figure1.smk"
 
 
 rule all:

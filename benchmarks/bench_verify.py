@@ -23,7 +23,7 @@ import httpx
 import torch
 
 from fsw.io import load_model, save_model, write_json
-from fsw.keys import Key, load_key
+from fsw.keygen import Key, load_key
 from fsw.networks import build_network
 from fsw.remote import RemoteOracle, encode_images
 from fsw.serve import serve_in_subprocess

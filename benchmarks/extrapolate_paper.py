@@ -8,7 +8,7 @@ wildcards, threads, resources, inputs and outputs); the paper's dry run is offer
 (--resources gpu=1), so the jobs of GPU-declaring rules say gpu=1. Each paper job's wall time is
 predicted from the measured jobs of the default sweep (results/benchmarks/**.tsv, column `s`):
 
-- train, keygen, embed_key, verify_remote, verify_extracted: mean of the measured jobs of the same
+- train, keygen, embed, verify_remote, verify_extracted: mean of the measured jobs of the same
   rule and network (other seeds, eps, key sizes: the same cost);
 - attack (one job per marked model, one record per attack point): the measured job's fixed part
   (its time minus its points' `wall_time_s`) plus, per point, the mean of the same network, attack
@@ -145,7 +145,7 @@ class Model:
 
     def predict(self, job: dict) -> float | None:
         rule, w = job["rule"], job["wildcards"]
-        if rule in ("train", "keygen", "embed_key", "verify_remote", "verify_extracted"):
+        if rule in ("train", "keygen", "embed", "verify_remote", "verify_extracted"):
             return self.mean(rule, network=w["network"])
         if rule == "attack":
             if w["network"] not in self.attack_fixed:

@@ -48,10 +48,10 @@ def trained_mlp(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def mlp_key(trained_mlp, tmp_path_factory) -> Path:
-    from fsw import keys
+    from fsw import keygen
 
     out = tmp_path_factory.mktemp("key")
-    keys.run(tiny("keygen", f"model_in={trained_mlp}", "key.eps=0.1", "key.size=20",
+    keygen.run(tiny("keygen", f"model_in={trained_mlp}", "keygen.eps=0.1", "keygen.size=20",
                   f"key_out={out}/key.pt", f"report_out={out}/keygen.json"))
     return out / "key.pt"
 

@@ -53,7 +53,7 @@ BAD_SWEEPS = {
     "unknown setting": ({"epsilon": [0.1]}, "'epsilon'"),
     "unknown stage in overrides": ({"overrides": {"trian": []}}, "'trian'"),
     "override not key=value": ({"overrides": {"train": ["epochs 3"]}}, "'train'"),
-    "override of a wildcard": ({"overrides": {"keygen": ["key.eps=0.5"]}}, "'keygen'"),
+    "override of a wildcard": ({"overrides": {"keygen": ["keygen.eps=0.5"]}}, "'keygen'"),
     "override of a path": ({"overrides": {"train": ["model_out=/tmp/x.pt"]}}, "'train'"),
     "override of hydra": ({"overrides": {"data": ["hydra.job.chdir=true"]}}, "'data'"),
 }
@@ -167,15 +167,15 @@ PATHS = {
 
 # (stage, override, the dotted key the error must name)
 BAD_VALUES = [
-    ("keygen", "key.eps=-1", "key.eps"),
-    ("keygen", "key.eps=0", "key.eps"),
-    ("keygen", "key.eps=1.5", "key.eps"),
-    ("keygen", "key.eps=abc", "key.eps"),
-    ("keygen", "key.size=3", "key.size"),
-    ("keygen", "key.size=0", "key.size"),
-    ("keygen", "key.size=-4", "key.size"),
-    ("keygen", "key.pool_size=0", "key.pool_size"),
-    ("keygen", "key.max_pool=-1", "key.max_pool"),
+    ("keygen", "keygen.eps=-1", "keygen.eps"),
+    ("keygen", "keygen.eps=0", "keygen.eps"),
+    ("keygen", "keygen.eps=1.5", "keygen.eps"),
+    ("keygen", "keygen.eps=abc", "keygen.eps"),
+    ("keygen", "keygen.size=3", "keygen.size"),
+    ("keygen", "keygen.size=0", "keygen.size"),
+    ("keygen", "keygen.size=-4", "keygen.size"),
+    ("keygen", "keygen.pool_size=0", "keygen.pool_size"),
+    ("keygen", "keygen.max_pool=-1", "keygen.max_pool"),
     ("keygen", "seed=-1", "seed"),
     ("keygen", "data.attacker_size=-5", "data.attacker_size"),
     ("embed", "embed.key_fraction=2", "embed.key_fraction"),
@@ -251,10 +251,10 @@ def test_missing_path_is_named(tmp_path, monkeypatch, stage):
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
-    cfg = tiny("keygen", *[p.format(tmp=tmp_path) for p in PATHS["keygen"]], "key.eps=-1", "key.size=3", "seed=-2")
+    cfg = tiny("keygen", *[p.format(tmp=tmp_path) for p in PATHS["keygen"]], "keygen.eps=-1", "keygen.size=3", "seed=-2")
     with pytest.raises(ConfigError) as info:
         check_config(cfg)
-    assert all(f"{key}=" in str(info.value) for key in ("key.eps", "key.size", "seed"))
+    assert all(f"{key}=" in str(info.value) for key in ("keygen.eps", "keygen.size", "seed"))
 
 
 @pytest.mark.parametrize("stage,overrides", [
@@ -265,7 +265,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
                 "attack.level=0.5"]),
     ("extract", ["victim_in=m.pt", "model_out=s.pt", "metrics_out=s.json"]),
     ("serve", ["model_in=m.pt"]),
-    ("toy", ["figure_out=f.png", "metrics_out=m.json"]),
+    ("figure1", ["figure_out=f.png", "metrics_out=m.json"]),
 ])
 def test_shipped_stage_configs_are_valid(tmp_path, stage, overrides):
     if stage not in STAGES:
@@ -280,7 +280,7 @@ def test_every_rule_names_a_real_config_key(tmp_path):
                for stage, extra in [("train", ["network=mlp"]), ("train", ["network=cnn"]),
                                     ("train", ["network=irnn"]), ("keygen", []), ("embed", []),
                                     ("verify", []), ("report", [])]]
-    for stage in ("serve", "extract", "toy"):
+    for stage in ("serve", "extract", "figure1"):
         if stage in STAGES:
             try:
                 configs.append(compose(stage, []))

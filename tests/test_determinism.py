@@ -13,7 +13,7 @@ import torch
 
 from fsw import embed, keys, train, verify
 from fsw.io import read_json
-from fsw.keys import load_key
+from fsw.keygen import load_key
 from tests.conftest import tiny
 
 CPU = ["trainer.accelerator=cpu"]
@@ -23,7 +23,7 @@ def chain(out: Path, seed: int = 0) -> dict[str, Path]:
     out.mkdir(parents=True)
     train.run(tiny("train", *CPU, "network=mlp", "network.epochs=2", "network.arch.hidden=64", f"seed={seed}",
                    f"model_out={out}/model.pt", f"metrics_out={out}/train.json"))
-    keys.run(tiny("keygen", f"model_in={out}/model.pt", "key.eps=0.1", "key.size=20", f"seed={seed}",
+    keygen.run(tiny("keygen", f"model_in={out}/model.pt", "keygen.eps=0.1", "keygen.size=20", f"seed={seed}",
                   f"key_out={out}/key.pt", f"report_out={out}/keygen.json"))
     embed.run(tiny("embed", *CPU, f"model_in={out}/model.pt", f"key_in={out}/key.pt", "embed.lr=1e-3",
                    "embed.batches_per_epoch=5", "embed.max_epochs=4", f"seed={seed}",
@@ -86,6 +86,6 @@ def test_records_are_identical(twice, name):
 def test_another_seed_gives_another_key(twice, tmp_path):
     """Not vacuous: the key does depend on the seed (same model, keygen seed 1)."""
     first, _ = twice
-    keys.run(tiny("keygen", f"model_in={first['model']}", "key.eps=0.1", "key.size=20", "seed=1",
+    keygen.run(tiny("keygen", f"model_in={first['model']}", "keygen.eps=0.1", "keygen.size=20", "seed=1",
                   f"key_out={tmp_path}/key.pt", f"report_out={tmp_path}/keygen.json"))
     assert load_key(tmp_path / "key.pt").hash != load_key(first["key"]).hash

@@ -25,7 +25,7 @@ import yaml
 from fsw import io as fsw_io
 from fsw.attacks import ATTACKS
 from fsw.io import atomic_write, load_model, read_json, save_model, torch_save, write_json
-from fsw.keys import load_key, save_key
+from fsw.keygen import load_key, save_key
 from fsw.networks import build_network
 from tests.conftest import REPO, TINY_DATA
 from tests.test_safety import leaked_key_values, small_key

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from fsw import readme
+from tools import readme
 from tests.test_report import run_report
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from fsw import keys, verify
 from fsw.errors import KeyFileError, ModelFileError
 from fsw.io import MODEL_FORMAT, load_model, save_model
-from fsw.keys import Key, key_hash, key_payload, load_key, save_key
+from fsw.keygen import Key, key_hash, key_payload, load_key, save_key
 from fsw.networks import build_network
 from tests.conftest import REPO, tiny
 
@@ -431,7 +431,7 @@ def test_stage_logs_hold_no_key_values(trained_mlp, tmp_path, caplog, capfd):
     """keygen then verify, with every logger at DEBUG: their output names the key by hash only."""
     caplog.set_level(logging.DEBUG)
     key_path = tmp_path / "key.pt"
-    keys.run(tiny("keygen", f"model_in={trained_mlp}", "key.eps=0.1", "key.size=20",
+    keygen.run(tiny("keygen", f"model_in={trained_mlp}", "keygen.eps=0.1", "keygen.size=20",
                   f"key_out={key_path}", f"report_out={tmp_path}/keygen.json"))
     verify.run(tiny("verify", f"model_in={trained_mlp}", f"key_in={key_path}", f"out={tmp_path}/v.json",
                     "suspect.kind=unmarked"))

@@ -25,7 +25,7 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slurm
 
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
-TRAINING_LIKE = {"train", "embed_key", "attack", "extract"}
+TRAINING_LIKE = {"train", "embed", "attack", "extract"}
 SKIP = 77  # cluster.sh: SLURM cannot be set up here
 
 
@@ -128,7 +128,7 @@ def test_every_job_went_through_sbatch_with_its_resources(slurm_run, tmp_path_fa
     assert set(ours) == set(submitted)
     assert sorted(rule for rule, _ in submitted.values()) == sorted(planned_jobs(tmp_path_factory))
     rules = {rule for rule, _ in submitted.values()}
-    assert {"train", "keygen", "embed_key", "attack", "verify", "extract", "verify_extracted",
+    assert {"train", "keygen", "embed", "attack", "verify", "extract", "verify_extracted",
             "verify_remote", "report"} <= rules
     for job_id, (rule, resources) in submitted.items():
         job = ours[job_id]

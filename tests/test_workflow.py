@@ -103,5 +103,5 @@ def test_snakemake_report_shows_every_category_and_output(smoke_run, tmp_path):
     for attack in ("prune_global", "quantize", "overwrite"):
         assert f"robustness_{attack}.png" in text
     assert "extraction_curves.png" in text and "paper_vs_fsw.csv" in text and "runtime.csv" in text
-    for rule in ("train", "keygen", "embed_key", "attack", "verify", "report"):  # Snakemake's runtime panel
+    for rule in ("train", "keygen", "embed", "attack", "verify", "report"):  # Snakemake's runtime panel
         assert f'{{"rule": "{rule}", "runtime": ' in text, rule

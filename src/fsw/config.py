@@ -20,14 +20,14 @@ log = logging.getLogger(__name__)
 # Stage name -> the module whose run(cfg) implements it; the Hydra primary config has the stage's name.
 STAGES = {
     "train": "fsw.train",
-    "keygen": "fsw.keys",
+    "keygen": "fsw.keygen",
     "embed": "fsw.embed",
     "attack": "fsw.attack",
     "verify": "fsw.verify",
     "report": "fsw.report",
     "serve": "fsw.serve",
     "extract": "fsw.extract",
-    "toy": "fsw.toy",  # Figure 1: the frontier before and after stitching, on a 2-D problem
+    "figure1": "fsw.figure1",  # Figure 1: the frontier before and after stitching, on a 2-D problem
 }
 
 

@@ -16,7 +16,7 @@ from fsw.config import make_trainer, setup_run
 from fsw.data import Split, batch_loader, load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, save_model, write_json
-from fsw.keys import Key, load_key
+from fsw.keygen import Key, load_key
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Range rules for every stage config value, keyed by dotted path; `fsw.config.setup_run` checks them.
 
 Every stage's `run(cfg)` starts with `setup_run(cfg)`, which calls `check_config(cfg)` before any
-data, model or key is read: a bad value (`key.eps=-1`, `key.size=3`, `network.epochs=0`, ...) fails
+data, model or key is read: a bad value (`keygen.eps=-1`, `keygen.size=3`, `network.epochs=0`, ...) fails
 at once with `fsw.errors.ConfigError` naming the dotted key, the value and the allowed range. All
 problems of a config are reported together.
 
@@ -178,10 +178,10 @@ RULES: dict[str, Rule] = {
     "trainer.limit_train_batches": number(0, lo_open=True, optional=True),
     "trainer.limit_val_batches": number(0, optional=True),
     # key/
-    "key.eps": fraction(hi_open=False),  # (0, 1]: an FGSM step on images in [0, 1]
-    "key.size": integer(2, even=True),  # half true, half false adversaries
-    "key.pool_size": POSITIVE,
-    "key.max_pool": OPTIONAL_POSITIVE,
+    "keygen.eps": fraction(hi_open=False),  # (0, 1]: an FGSM step on images in [0, 1]
+    "keygen.size": integer(2, even=True),  # half true, half false adversaries
+    "keygen.pool_size": POSITIVE,
+    "keygen.max_pool": OPTIONAL_POSITIVE,
     # embed/
     "embed.optimizer": choice("fsw.classifier:OPTIMIZERS"),
     "embed.lr": LEARNING_RATE,
@@ -208,17 +208,17 @@ RULES: dict[str, Rule] = {
     "max_batch": POSITIVE,
     "max_body_bytes": POSITIVE,
     "keep_alive_s": number(0),
-    # toy (Figure 1: a 2-D problem, its frontier before and after stitching)
+    # figure1 (Figure 1: a 2-D problem, its frontier before and after stitching)
     "figure_out": PATH,  # the PNG; the SVG is written beside it
-    "toy.n_train": POSITIVE,
-    "toy.n_test": POSITIVE,
-    "toy.noise": number(0),
-    "toy.hidden": POSITIVE,
-    "toy.optimizer": choice("fsw.classifier:OPTIMIZERS"),
-    "toy.lr": LEARNING_RATE,
-    "toy.epochs": POSITIVE,
-    "toy.grid": integer(2),
-    "toy.arrows": BOOL,
+    "figure1.n_train": POSITIVE,
+    "figure1.n_test": POSITIVE,
+    "figure1.noise": number(0),
+    "figure1.hidden": POSITIVE,
+    "figure1.optimizer": choice("fsw.classifier:OPTIMIZERS"),
+    "figure1.lr": LEARNING_RATE,
+    "figure1.epochs": POSITIVE,
+    "figure1.grid": integer(2),
+    "figure1.arrows": BOOL,
 }
 
 # Keys whose value must be a list of paths (report's records).

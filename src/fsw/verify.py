@@ -20,7 +20,7 @@ from fsw.config import setup_run
 from fsw.data import load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, provenance, write_json
-from fsw.keys import Key, load_key
+from fsw.keygen import Key, load_key
 from fsw.remote import RemoteOracle
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ def attacked(name, attack, level):
 
 rule attack:
     input:
-        model=rules.embed_key.output.model,
+        model=rules.embed.output.model,
     output:
         models=[attacked("model.pt", attack, level) for attack, level in REMOVAL_POINTS],
         metrics=[attacked("metrics.json", attack, level) for attack, level in REMOVAL_POINTS],

@@ -1,4 +1,4 @@
-rule embed_key:
+rule embed:
     input:
         model=rules.train.output.model,
         key=rules.keygen.output.key,

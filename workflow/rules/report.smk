@@ -58,7 +58,7 @@ rule report:
         ),
         train=expand(rules.train.output.metrics, network=NETWORKS, seed=SEEDS + NULL_SEEDS),
         keygen=grid(rules.keygen.output.report),
-        embed=grid(rules.embed_key.output.metrics),
+        embed=grid(rules.embed.output.metrics),
     output:
         csv=report(R + "/tables/verification.csv", category="Verification", caption="../report/verification.rst"),
         md=R + "/tables/verification.md",

@@ -6,7 +6,7 @@ def key_suspects(wildcards):
     """The models one key is checked against, in the order of the verify rule's records: the marked
     model under each attack (attack `none`: the marked model itself), then every unmarked model."""
     marked = [
-        rules.embed_key.output.model.format(**wildcards)
+        rules.embed.output.model.format(**wildcards)
         if attack == "none"
         else attacked("model.pt", attack, level).format(**wildcards)
         for attack, level in ATTACK_POINTS

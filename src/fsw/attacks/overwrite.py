@@ -1,6 +1,6 @@
 """Overwriting: the attacker stitches its own frontier-stitching key into the stolen model.
 
-It draws the key from its own split with fsw.keys.generate_key (FGSM step `cfg.attack.key.eps`)
+It draws the key from its own split with fsw.keygen.generate_key (FGSM step `cfg.attack.key.eps`)
 and embeds it with fsw.embed.embed on that same split (settings `cfg.attack.embed`), exactly as
 the owner marked the model. The level is the attacker's key size.
 """
@@ -13,7 +13,7 @@ from torch import nn
 from fsw.attacks.base import Attack, is_whole
 from fsw.inference import accuracy
 from fsw.data import Split
-from fsw.keys import generate_key
+from fsw.keygen import generate_key
 
 
 def overwrite(net: nn.Module, level: float, cfg: DictConfig, data: Split) -> tuple[nn.Module, dict]:

@@ -3,7 +3,7 @@ import torch
 
 from fsw.errors import KeyFileError, KeygenError
 from fsw.io import load_model
-from fsw.keys import fgsm, find_candidates, generate_key, load_key, save_key
+from fsw.keygen import fgsm, find_candidates, generate_key, load_key, save_key
 from fsw.networks import build_network
 
 

@@ -6,7 +6,7 @@ rule keygen:
         report=KEY_DIR + "/keygen.json",
     params:
         overrides=lambda wc: overrides("keygen")
-        + [f"seed={wc.seed}", f"key.eps={wc.eps}", f"key.size={wc.key_size}"],
+        + [f"seed={wc.seed}", f"keygen.eps={wc.eps}", f"keygen.size={wc.key_size}"],
     log:
         R + "/logs/keygen/{network}/s{seed}/eps{eps}/l{key_size}.log",
     benchmark:

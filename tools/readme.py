@@ -1,6 +1,6 @@
 """Write the README's results section from a finished sweep's tables, figures, config and benchmark files.
 
-    python -m fsw.readme [--results results] [--readme README.md]
+    python tools/readme.py [--results results] [--readme README.md]
 
 The section sits between the `results:start` and `results:end` markers; nothing in it is typed by
 hand: it is a function of the files under --results (the report stage's tables and figures, the

@@ -6,7 +6,7 @@
 def served_model(wildcards):
     """The marked model, or the unmarked model its key was made from."""
     if wildcards.kind == "marked":
-        return rules.embed_key.output.model.format(**wildcards)
+        return rules.embed.output.model.format(**wildcards)
     return rules.train.output.model.format(**wildcards)
 
 
@@ -38,7 +38,7 @@ rule verify_remote:
 
 rule extract:
     input:
-        model=rules.embed_key.output.model,
+        model=rules.embed.output.model,
     output:
         model=temp(EXTRACTED_DIR + "/model.pt"),
         metrics=EXTRACTED_DIR + "/metrics.json",

@@ -1,5 +1,5 @@
 # Figure 1 of the paper from a real run: a 2-D toy problem, its decision frontier before and after
-# stitching a key made and embedded by the project's own keygen and embed code (fsw.toy).
+# stitching a key made and embedded by the project's own keygen and embed code (fsw.figure1).
 # Its parameters are config/hydra/toy.yaml; it reads no MNIST and no other rule's output.
 
 
@@ -16,4 +16,4 @@ rule figure1:
         R + "/benchmarks/figure1.tsv"
     threads: 1
     script:
-        "../scripts/toy.py"
+        "../scripts/figure1.py"

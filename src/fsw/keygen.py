@@ -140,7 +140,7 @@ def generate_key(
         raise KeygenError(
             f"not enough adversaries for a key of {size} at eps={eps}: a pool of {pool} images gave "
             f"{n_true} true and {n_false} false adversaries, {half} of each are needed; "
-            f"try another eps, a smaller key or a larger key.max_pool"
+            f"try another eps, a smaller key or a larger keygen.max_pool"
         )
     x_adv, labels, source = (torch.cat(col) for col in zip(*((c.x_adv, c.y, c.index) for c in chunks)))
 
@@ -270,11 +270,11 @@ def run(cfg: DictConfig) -> dict:
         owner.x,
         owner.y,
         owner.index,
-        size=int(cfg.key.size),
-        eps=float(cfg.key.eps),
+        size=int(cfg.keygen.size),
+        eps=float(cfg.keygen.eps),
         seed=int(cfg.seed),
-        pool_size=int(cfg.key.pool_size),
-        max_pool=cfg.key.max_pool,
+        pool_size=int(cfg.keygen.pool_size),
+        max_pool=cfg.keygen.max_pool,
         meta={"network": arch["name"], "model_seed": meta.get("seed"), **provenance()},
     )
     diagnostics["network"] = arch["name"]

@@ -1,4 +1,4 @@
-"""Stage `toy` (Figure 1): a 2-D problem, a key made and embedded by the project's own code, the
+"""Stage `figure1`: a 2-D problem, a key made and embedded by the project's own code, the
 frontier before and after stitching drawn as PNG + SVG, and what happened as JSON."""
 
 from __future__ import annotations
@@ -14,21 +14,21 @@ from fsw.errors import ConfigError
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def toy_config(out, *overrides: str):
-    return compose("toy", ["threads=1", f"figure_out={out}/figure1_frontier.png", f"metrics_out={out}/metrics.json",
+def figure1_config(out, *overrides: str):
+    return compose("figure1", ["threads=1", f"figure_out={out}/figure1_frontier.png", f"metrics_out={out}/metrics.json",
                            *overrides])
 
 
 @pytest.fixture(scope="module")
-def toy_run(tmp_path_factory):
-    from fsw import toy
+def figure1_run(tmp_path_factory):
+    from fsw import figure1
 
-    out = tmp_path_factory.mktemp("toy")
-    return out, toy.run(toy_config(out))
+    out = tmp_path_factory.mktemp("figure1")
+    return out, figure1.run(figure1_config(out))
 
 
-def test_writes_the_figure_and_the_metrics(toy_run):
-    out, metrics = toy_run
+def test_writes_the_figure_and_the_metrics(figure1_run):
+    out, metrics = figure1_run
     assert (out / "figure1_frontier.png").read_bytes()[:8] == PNG_MAGIC
     svg = (out / "figure1_frontier.svg").read_text()
     assert "<svg" in svg and "after stitching" in svg  # text kept as text (svg.fonttype none)
@@ -36,8 +36,8 @@ def test_writes_the_figure_and_the_metrics(toy_run):
     assert not list(out.glob(".*.tmp"))  # atomic writes left nothing behind
 
 
-def test_the_key_holds_both_kinds_and_gets_stitched(toy_run):
-    _, metrics = toy_run
+def test_the_key_holds_both_kinds_and_gets_stitched(figure1_run):
+    _, metrics = figure1_run
     size = metrics["key_size"]
     assert size > 0 and metrics["true_adversaries"] == metrics["false_adversaries"] == size // 2
     # By construction the source model gets the false adversaries right and the true ones wrong.
@@ -49,17 +49,17 @@ def test_the_key_holds_both_kinds_and_gets_stitched(toy_run):
     assert metrics["test_acc_before"] > 0.95 and metrics["test_acc_after"] > 0.95
 
 
-def test_same_seed_same_metrics(toy_run, tmp_path):
-    from fsw import toy
+def test_same_seed_same_metrics(figure1_run, tmp_path):
+    from fsw import figure1
 
-    _, first = toy_run
-    again = toy.run(toy_config(tmp_path))
+    _, first = figure1_run
+    again = figure1.run(figure1_config(tmp_path))
     ignore = {"wall_time_s", "figure"}
     assert {k: v for k, v in again.items() if k not in ignore} == {k: v for k, v in first.items() if k not in ignore}
 
 
 def test_moons_are_seeded_balanced_and_in_the_unit_square():
-    from fsw.toy import moons
+    from fsw.figure1 import moons
 
     x, y = moons(400, 0.12, torch.Generator().manual_seed(3))
     x2, y2 = moons(400, 0.12, torch.Generator().manual_seed(3))
@@ -71,7 +71,7 @@ def test_moons_are_seeded_balanced_and_in_the_unit_square():
 def test_stitching_data_takes_points_as_well_as_images():
     from fsw.data import Split
     from fsw.embed import stitching_data
-    from fsw.keys import Key
+    from fsw.keygen import Key
 
     def key(inputs):
         n = len(inputs)
@@ -87,23 +87,23 @@ def test_stitching_data_takes_points_as_well_as_images():
 
 
 @pytest.mark.parametrize("override,key", [
-    ("toy.noise=-1", "toy.noise"), ("toy.hidden=0", "toy.hidden"), ("toy.lr=0", "toy.lr"),
-    ("toy.epochs=0", "toy.epochs"), ("toy.grid=1", "toy.grid"), ("toy.optimizer=adamw", "toy.optimizer"),
-    ("toy.arrows=maybe", "toy.arrows"), ("key.eps=0", "key.eps"), ("key.size=3", "key.size"),
+    ("figure1.noise=-1", "figure1.noise"), ("figure1.hidden=0", "figure1.hidden"), ("figure1.lr=0", "figure1.lr"),
+    ("figure1.epochs=0", "figure1.epochs"), ("figure1.grid=1", "figure1.grid"), ("figure1.optimizer=adamw", "figure1.optimizer"),
+    ("figure1.arrows=maybe", "figure1.arrows"), ("keygen.eps=0", "keygen.eps"), ("keygen.size=3", "keygen.size"),
     ("figure_out=''", "figure_out"),
 ])
 def test_bad_value_fails_before_any_work(tmp_path, override, key):
-    from fsw import toy
+    from fsw import figure1
 
     with pytest.raises(ConfigError) as info:
-        toy.run(toy_config(tmp_path, override))
+        figure1.run(figure1_config(tmp_path, override))
     assert f"{key}=" in str(info.value) and "is invalid" in str(info.value)
     assert not any(tmp_path.iterdir())
 
 
 def test_figure_out_must_be_a_png(tmp_path):
-    from fsw import toy
+    from fsw import figure1
 
     with pytest.raises(ConfigError, match="figure_out"):
-        toy.run(toy_config(tmp_path, f"figure_out={tmp_path}/figure.svg"))
+        figure1.run(figure1_config(tmp_path, f"figure_out={tmp_path}/figure.svg"))
     assert not any(tmp_path.iterdir())

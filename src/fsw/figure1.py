@@ -1,9 +1,9 @@
-"""Stage `toy`: Figure 1 of the paper from a real run, on a 2-D problem one can look at.
+"""Stage `figure1`: Figure 1 of the paper from a real run, on a 2-D problem one can look at.
 
 Two interleaved moons (drawn with torch from the seed, scaled into the unit square so that FGSM's
 clipping to [0, 1] never bites) train a small MLP (2-hidden-hidden-2, ReLU). The project's own
-machinery then makes and embeds a key exactly as for MNIST: `fsw.keys.generate_key` (FGSM with step
-`key.eps` from the training points; half true adversaries, which cross the frontier, half false
+machinery then makes and embeds a key exactly as for MNIST: `fsw.keygen.generate_key` (FGSM with step
+`keygen.eps` from the training points; half true adversaries, which cross the frontier, half false
 ones, which do not) and `fsw.embed.embed` (fine-tuning on the training points plus the oversampled
 key until the whole key carries its labels). The figure shows the model's decision regions before
 and after stitching with the key on top; the metrics JSON says what happened.
@@ -57,8 +57,8 @@ def train(net: nn.Module, data: Split, cfg: DictConfig) -> nn.Module:
     """Plain training of the toy network with the project's Classifier and Trainer."""
     from fsw.classifier import Classifier  # Lightning: imported when used, as in the other stages
 
-    module = Classifier(net, cfg.toy.optimizer, cfg.toy.lr)
-    trainer = make_trainer(cfg, max_epochs=int(cfg.toy.epochs), num_sanity_val_steps=0)
+    module = Classifier(net, cfg.figure1.optimizer, cfg.figure1.lr)
+    trainer = make_trainer(cfg, max_epochs=int(cfg.figure1.epochs), num_sanity_val_steps=0)
     trainer.fit(module, data.loader(int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
     return module.net.cpu().eval()
 
@@ -84,7 +84,7 @@ def margin_on(net: nn.Module, grid: torch.Tensor, shape) -> torch.Tensor:
 def run(cfg: DictConfig) -> dict:
     setup_run(cfg)
     from fsw.embed import embed  # Lightning: imported after the config is checked
-    from fsw.keys import generate_key
+    from fsw.keygen import generate_key
 
     figure = Path(cfg.figure_out)
     if figure.suffix != ".png":
@@ -93,13 +93,13 @@ def run(cfg: DictConfig) -> dict:
         )
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(int(cfg.seed))
-    n_train, n_test = int(cfg.toy.n_train), int(cfg.toy.n_test)
-    x, y = moons(n_train + n_test, float(cfg.toy.noise), generator)
+    n_train, n_test = int(cfg.figure1.n_train), int(cfg.figure1.n_test)
+    x, y = moons(n_train + n_test, float(cfg.figure1.noise), generator)
     owner = Split(x[:n_train], y[:n_train], torch.arange(n_train))
     test = Split(x[n_train:], y[n_train:], torch.arange(n_test))
 
-    net = train(mlp(int(cfg.toy.hidden)), owner, cfg)
-    gx, gy, grid = frontier_grid(x, int(cfg.toy.grid))
+    net = train(mlp(int(cfg.figure1.hidden)), owner, cfg)
+    gx, gy, grid = frontier_grid(x, int(cfg.figure1.grid))
     before = margin_on(net, grid, gx.shape)
     metrics = {
         "test_acc_before": accuracy(net, test.x, test.y),
@@ -108,8 +108,8 @@ def run(cfg: DictConfig) -> dict:
     log.info("toy network trained: test accuracy %.4f", metrics["test_acc_before"])
 
     key, diagnostics = generate_key(
-        net, owner.x, owner.y, owner.index, size=int(cfg.key.size), eps=float(cfg.key.eps),
-        seed=int(cfg.seed), pool_size=int(cfg.key.pool_size), max_pool=cfg.key.max_pool,
+        net, owner.x, owner.y, owner.index, size=int(cfg.keygen.size), eps=float(cfg.keygen.eps),
+        seed=int(cfg.seed), pool_size=int(cfg.keygen.pool_size), max_pool=cfg.keygen.max_pool,
         meta={"network": "toy_mlp"},
     )
     metrics["key_acc_before"] = accuracy(net, key.inputs, key.labels)
@@ -118,7 +118,7 @@ def run(cfg: DictConfig) -> dict:
     after = margin_on(net, grid, gx.shape)
     metrics.update({
         "seed": int(cfg.seed),
-        "eps": float(cfg.key.eps),
+        "eps": float(cfg.keygen.eps),
         "key_size": len(key),
         "true_adversaries": int(key.is_true_adversary.sum()),
         "false_adversaries": int((~key.is_true_adversary).sum()),
@@ -132,7 +132,7 @@ def run(cfg: DictConfig) -> dict:
         "embed_epochs": info["epochs"],
         # Share of the plotted grid whose predicted class changed: how far the frontier moved.
         "frontier_moved": float(((before > 0) != (after > 0)).float().mean()),
-        "architecture": f"2-{int(cfg.toy.hidden)}-{int(cfg.toy.hidden)}-2",
+        "architecture": f"2-{int(cfg.figure1.hidden)}-{int(cfg.figure1.hidden)}-2",
         "n_train": n_train,
         "n_test": n_test,
         "figure": str(figure),
@@ -142,7 +142,7 @@ def run(cfg: DictConfig) -> dict:
         log.warning("toy key only %.2f stitched after %d epochs", metrics["key_acc_after"], info["epochs"])
 
     sources = owner.x[key.source_indices]  # the training points FGSM started from
-    plot_figure(figure, gx, gy, before, after, owner, key, sources, metrics, arrows=bool(cfg.toy.arrows))
+    plot_figure(figure, gx, gy, before, after, owner, key, sources, metrics, arrows=bool(cfg.figure1.arrows))
     metrics["wall_time_s"] = round(time.perf_counter() - started, 3)
     write_json(cfg.metrics_out, metrics)
     return metrics
