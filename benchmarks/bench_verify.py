@@ -25,9 +25,10 @@ import torch
 from fsw.io import load_model, save_model, write_json
 from fsw.keygen import Key, load_key
 from fsw.networks import build_network
-from fsw.remote import RemoteOracle, encode_images
-from fsw.serve import serve_in_subprocess
-from fsw.verify import LocalOracle, verify_key
+from fsw.oracle.client import LocalOracle, RemoteOracle
+from fsw.oracle.wire import encode_images
+from fsw.oracle.server import serve_in_subprocess
+from fsw.verify import verify_key
 
 RESULTS = Path(__file__).resolve().parent / "results" / "verify.json"
 TARGETS_MS = {"local": 50.0, "http": 300.0}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fsw import embed, keys, train, verify
+from fsw import embed, keygen, train, verify
 from fsw.io import read_json
 from fsw.keygen import load_key
 from tests.conftest import tiny

@@ -5,7 +5,7 @@ import pytest
 from fsw import extract, verify
 from fsw.errors import ConfigError
 from fsw.io import load_model, read_json
-from fsw.serve import create_app, serve_in_thread
+from fsw.oracle.server import create_app, serve_in_thread
 from tests.conftest import tiny
 
 QUIET = ["trainer.enable_progress_bar=false", "network.epochs=2"]

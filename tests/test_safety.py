@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from fsw import keys, verify
+from fsw import keygen, verify
 from fsw.errors import KeyFileError, ModelFileError
 from fsw.io import MODEL_FORMAT, load_model, save_model
 from fsw.keygen import Key, key_hash, key_payload, load_key, save_key

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from fsw import stats
-from fsw.verify import p_value, theta
+from fsw.stats import binomial_p_value, binomial_threshold
 
 
 def exact_cdf(k: int, n: int, p: Fraction = Fraction(1, 2)) -> Fraction:
@@ -25,10 +25,23 @@ def exact_threshold(n: int, z: Fraction, p: Fraction = Fraction(1, 2)) -> int:
 
 @pytest.mark.parametrize("n", [1, 2, 5, 10, 20, 37, 50, 100, 200])
 @pytest.mark.parametrize("z", [Fraction(1, 20), Fraction(1, 100), Fraction(1, 5)])
-def test_binomial_threshold_is_exact_and_equals_verify_theta(n, z):
-    expected = exact_threshold(n, z)
-    assert stats.binomial_threshold(n, float(z)) == expected
-    assert theta(n, float(z)) == expected
+def test_binomial_threshold_is_exact(n, z):
+    assert binomial_threshold(n, float(z)) == exact_threshold(n, z)
+
+
+# The thresholds at z = 0.05 stated in the paper (l = 100 -> 42) and beyond.
+PAPER_TABLE = {10: 2, 20: 6, 50: 19, 100: 42, 200: 88, 500: 232, 1000: 474}
+
+
+@pytest.mark.parametrize("key_size,expected", PAPER_TABLE.items())
+def test_paper_theta_table(key_size, expected):
+    assert binomial_threshold(key_size, 0.05) == expected
+
+
+@pytest.mark.parametrize("bad", [{"n": 0, "z": 0.05}, {"n": 10, "z": 0.0}, {"n": 10, "z": 1.5}])
+def test_binomial_threshold_rejects_bad_input(bad):
+    with pytest.raises(ValueError):
+        binomial_threshold(**bad)
 
 
 @pytest.mark.parametrize("n,p", [(50, Fraction(1, 5)), (50, Fraction(3, 10)), (20, Fraction(9, 10)), (30, Fraction(0))])
@@ -36,11 +49,11 @@ def test_binomial_threshold_other_null_rates(n, p):
     assert stats.binomial_threshold(n, 0.05, float(p)) == exact_threshold(n, Fraction(1, 20), p)
 
 
-def test_theta_known_values_both_levels():
+def test_binomial_threshold_known_values_both_levels():
     # z = 0.05: the paper's l = 100 -> 42; z = 0.01 from exact sums
-    assert [theta(l, 0.05) for l in (20, 50, 100, 200)] == [6, 19, 42, 88]
-    assert [theta(l, 0.01) for l in (20, 50, 100, 200)] == [exact_threshold(l, Fraction(1, 100)) for l in (20, 50, 100, 200)]
-    assert theta(100, 0.01) == 38
+    assert [binomial_threshold(l, 0.05) for l in (20, 50, 100, 200)] == [6, 19, 42, 88]
+    assert [binomial_threshold(l, 0.01) for l in (20, 50, 100, 200)] == [exact_threshold(l, Fraction(1, 100)) for l in (20, 50, 100, 200)]
+    assert binomial_threshold(100, 0.01) == 38
 
 
 @pytest.mark.parametrize("n,t", [(100, 42), (100, 38), (20, 6), (50, 19), (10, 0)])
@@ -51,19 +64,19 @@ def test_attained_size_exact(n, t):
 def test_attained_size_never_exceeds_z():
     for n in range(1, 301):
         for z in (0.05, 0.01):
-            assert stats.attained_size(n, theta(n, z)) < z
+            assert stats.attained_size(n, binomial_threshold(n, z)) < z
     assert stats.attained_size(100, 42) == pytest.approx(0.04431304005703, rel=1e-9)
 
 
 @pytest.mark.parametrize("m,n", [(0, 10), (3, 10), (41, 100), (42, 100), (50, 100), (100, 100)])
 def test_p_value_exact(m, n):
-    assert p_value(m, n) == pytest.approx(float(exact_cdf(m, n)), rel=1e-10)
+    assert binomial_p_value(m, n) == pytest.approx(float(exact_cdf(m, n)), rel=1e-10)
 
 
 def test_paper_rule_is_p_value_below_z():
     for n in (20, 100):
         for m in range(n + 1):
-            assert (m < theta(n, 0.05)) == (p_value(m, n) < 0.05)
+            assert (m < binomial_threshold(n, 0.05)) == (binomial_p_value(m, n) < 0.05)
 
 
 # --- intervals, conformal thresholds, beta-binomial -------------------------------------------
@@ -258,8 +271,8 @@ def test_clopper_pearson_equals_scipy_exact(k, n):
 
 def test_rule_thresholds_match_binomial_threshold():
     for n in (10, 50, 100):
-        assert stats.RULES["paper_binomial"].threshold(n, 0.05) == theta(n, 0.05)
-        assert stats.RULES["true_adv_binomial"].threshold(n // 2, 0.01) == theta(n // 2, 0.01)
+        assert stats.RULES["paper_binomial"].threshold(n, 0.05) == binomial_threshold(n, 0.05)
+        assert stats.RULES["true_adv_binomial"].threshold(n // 2, 0.01) == binomial_threshold(n // 2, 0.01)
 
 
 def test_by_architecture_rule_takes_the_lowest_threshold():

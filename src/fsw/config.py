@@ -25,7 +25,7 @@ STAGES = {
     "attack": "fsw.attack",
     "verify": "fsw.verify",
     "report": "fsw.report",
-    "serve": "fsw.serve",
+    "serve": "fsw.oracle.server",
     "extract": "fsw.extract",
     "figure1": "fsw.figure1",  # Figure 1: the frontier before and after stitching, on a 2-D problem
 }

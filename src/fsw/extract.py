@@ -25,8 +25,7 @@ from fsw.errors import ConfigError
 from fsw.io import load_model, save_model, write_json
 from fsw.keygen import fgsm
 from fsw.networks import build_network
-from fsw.remote import RemoteOracle
-from fsw.verify import LocalOracle, Oracle
+from fsw.oracle.client import LocalOracle, Oracle, RemoteOracle
 
 log = logging.getLogger(__name__)
 

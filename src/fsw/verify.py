@@ -9,61 +9,20 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Protocol
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from scipy.stats import binom
 
-from fsw.inference import predict, test_accuracy
+from fsw.inference import test_accuracy
 from fsw.config import setup_run
 from fsw.data import load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, provenance, write_json
 from fsw.keygen import Key, load_key
-from fsw.remote import RemoteOracle
+from fsw.oracle.client import LocalOracle, Oracle, RemoteOracle
+from fsw.stats.tests import binomial_p_value, binomial_threshold
 
 log = logging.getLogger(__name__)
-
-
-def theta(key_size: int, z: float) -> int:
-    """The largest integer theta with P[Binomial(l, 1/2) <= theta - 1] < z."""
-    if key_size <= 0:
-        raise ConfigError(f"key size must be positive, got {key_size}")
-    if not 0.0 < z < 1.0:
-        raise ConfigError(f"significance z must be in (0, 1), got {z}")
-    # ppf gives the smallest k with cdf(k) >= z, so cdf(k - 1) < z <= cdf(k): theta - 1 = k - 1.
-    k = int(binom.ppf(z, key_size, 0.5))
-    while binom.cdf(k, key_size, 0.5) < z:  # guard against rounding in ppf
-        k += 1
-    while k > 0 and binom.cdf(k - 1, key_size, 0.5) >= z:
-        k -= 1
-    return k
-
-
-def p_value(key_errors: int, key_size: int) -> float:
-    """P[Binomial(l, 1/2) <= m]: how likely an unmarked model makes this few errors."""
-    return float(binom.cdf(key_errors, key_size, 0.5))
-
-
-class Oracle(Protocol):
-    """A suspect model that answers label queries; counts the images it was sent."""
-
-    queries: int
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
-
-
-class LocalOracle:
-    """A model file loaded here, queried for labels only, as a remote API would be."""
-
-    def __init__(self, net: torch.nn.Module):
-        self.net = net
-        self.queries = 0
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        self.queries += len(x)
-        return predict(self.net, x)
 
 
 def verify_key(oracle: Oracle, key: Key, z: float, batch_size: int = 100) -> dict:
@@ -71,14 +30,14 @@ def verify_key(oracle: Oracle, key: Key, z: float, batch_size: int = 100) -> dic
     started = time.perf_counter()
     labels = torch.cat([oracle(chunk) for chunk in key.inputs.split(batch_size)])
     errors = int((labels != key.labels).sum())
-    threshold = theta(len(key), z)
+    threshold = binomial_threshold(len(key), z)
     return {
         "key_errors": errors,
         "key_errors_true_adv": int(((labels != key.labels) & key.is_true_adversary).sum()),
         "key_errors_false_adv": int(((labels != key.labels) & ~key.is_true_adversary).sum()),
         "theta": threshold,
         "z": z,
-        "p_value": p_value(errors, len(key)),
+        "p_value": binomial_p_value(errors, len(key)),
         "marked": errors < threshold,
         "queries": oracle.queries,
         "query_time_s": round(time.perf_counter() - started, 4),

@@ -1,24 +1,15 @@
-"""Stage `serve`: a label-only prediction API for one model file (the suspect "remote" model).
+"""`fsw serve`: a label-only prediction API for one model file (the suspect "remote" model).
 
-The API answers batches of images with top-1 labels only, as the paper's remote setting assumes.
-Every request is validated (body size, batch size, shape, dtype, value range) and a bad one is
-answered with a 4xx and a message saying what is wrong; the server keeps serving.
-
-Image formats of `POST /v1/predict` (JSON):
-- `{"encoding": "base64", "dtype": "float32" | "uint8", "shape": [N, 1, 28, 28], "data": "..."}`:
-  the tensor's bytes in C order, little-endian, base64-encoded. float32 values must be in [0, 1];
-  uint8 values are pixel intensities 0..255, divided by 255. float32 is exact: the same bytes give
-  the same labels as the model file queried locally.
-- `{"encoding": "list", "images": [...]}`: nested lists of numbers in [0, 1], shape [N, 1, 28, 28].
+The API answers batches of images with top-1 labels only, as the paper's remote setting assumes
+(its wire format: `fsw.oracle.wire`). Every request is validated (body size, batch size, shape,
+dtype, value range) and a bad one is answered with a 4xx and a message saying what is wrong; the
+server keeps serving.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import logging
-import math
 import os
 import socket
 import subprocess
@@ -28,123 +19,36 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
 
-import numpy as np
-import torch
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from omegaconf import DictConfig
-from pydantic import BaseModel, ConfigDict, Field
 
 from fsw import __version__
-from fsw.inference import predict
 from fsw.config import setup_run
 from fsw.errors import ConfigError, FswError
+from fsw.inference import predict
 from fsw.io import atomic_write, load_model
 from fsw.networks import INPUT_SHAPE
+from fsw.oracle import wire
+from fsw.oracle.wire import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_BODY_BYTES,
+    ErrorResponse,
+    HealthResponse,
+    InvalidImages,
+    PredictRequest,
+    PredictResponse,
+    decode_images,
+)
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MAX_BATCH = 1000
-# A full batch of float32 images in base64 is 1000 * 784 * 4 * 4/3 bytes, about 4.2 MB.
-DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
-DTYPES = {"float32": np.dtype("<f4"), "uint8": np.dtype("u1")}
-
-
-class Base64Images(BaseModel):
-    """A batch as one base64-encoded tensor."""
-
-    model_config = ConfigDict(extra="forbid")
-    encoding: Literal["base64"]
-    dtype: Literal["float32", "uint8"] = Field(description="float32 in [0, 1] or uint8 in 0..255")
-    shape: list[int] = Field(description="[N, 1, 28, 28]", examples=[[2, 1, 28, 28]])
-    data: str = Field(description="the tensor's bytes, C order, little-endian, base64")
-
-
-class ListImages(BaseModel):
-    """A batch as nested lists of numbers in [0, 1]."""
-
-    model_config = ConfigDict(extra="forbid")
-    encoding: Literal["list"]
-    # Checked as one array by numpy, not element-wise by pydantic: a bad batch of 784 numbers per
-    # image would otherwise produce one error message per number.
-    images: list[Any] = Field(description="nested lists of shape [N, 1, 28, 28], values in [0, 1]")
-
-
-PredictRequest = Annotated[Base64Images | ListImages, Field(discriminator="encoding")]
-
-
-class PredictResponse(BaseModel):
-    labels: list[int] = Field(description="the top-1 label of each image, in request order")
-
-
-class HealthResponse(BaseModel):
-    status: Literal["ok"]
-    input_shape: list[int]
-    max_batch: int
-    max_body_bytes: int
-
-
-class ErrorResponse(BaseModel):
-    detail: str
 
 
 class ServerStartError(FswError):
     """A server started for a job did not come up."""
-
-
-class InvalidImages(ValueError):
-    """A well-formed request whose images cannot be classified; the message says why."""
-
-
-def decode_images(request: Base64Images | ListImages, max_batch: int) -> torch.Tensor:
-    """The request's images as float32 [N, 1, 28, 28] in [0, 1], or InvalidImages."""
-    if isinstance(request, Base64Images):
-        shape = tuple(request.shape)
-        _check_shape(shape, max_batch)
-        try:
-            raw = base64.b64decode(request.data, validate=True)
-        except binascii.Error as exc:
-            raise InvalidImages(f"data is not valid base64: {exc}") from exc
-        dtype = DTYPES[request.dtype]
-        expected = math.prod(shape) * dtype.itemsize
-        if len(raw) != expected:
-            raise InvalidImages(
-                f"data holds {len(raw)} bytes, but shape {list(shape)} of {request.dtype} "
-                f"needs {expected}"
-            )
-        array = np.frombuffer(raw, dtype=dtype).reshape(shape)
-        if request.dtype == "uint8":
-            return torch.from_numpy(array.astype(np.float32) / 255.0)
-    else:
-        try:
-            array = np.asarray(request.images)
-        except ValueError as exc:  # ragged nesting
-            raise InvalidImages(f"images is not a rectangular array of numbers: {exc}") from exc
-        if array.dtype.kind not in "iuf":
-            raise InvalidImages(
-                f"images must hold numbers only, got elements of type {array.dtype}"
-            )
-        _check_shape(array.shape, max_batch)
-        array = array.astype(np.float32)
-    if not np.isfinite(array).all():
-        raise InvalidImages("images hold NaN or infinite values; values must be in [0, 1]")
-    low, high = float(array.min()), float(array.max())
-    if low < 0.0 or high > 1.0:
-        raise InvalidImages(f"image values must be in [0, 1], got values in [{low:g}, {high:g}]")
-    return torch.from_numpy(array.copy())  # frombuffer arrays are read-only
-
-
-def _check_shape(shape: tuple[int, ...], max_batch: int) -> None:
-    if len(shape) != 1 + len(INPUT_SHAPE) or tuple(shape[1:]) != INPUT_SHAPE:
-        raise InvalidImages(
-            f"images must have shape [N, {', '.join(map(str, INPUT_SHAPE))}], got {list(shape)}"
-        )
-    if not 1 <= shape[0] <= max_batch:
-        raise InvalidImages(f"a batch holds 1 to {max_batch} images, got {shape[0]}")
 
 
 class BodySizeLimit:
@@ -227,7 +131,7 @@ def create_app(
     app = FastAPI(
         title="fsw label-only prediction API",
         version=__version__,
-        description=__doc__,
+        description=wire.__doc__,
     )
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     bad_request = {

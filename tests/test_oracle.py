@@ -1,4 +1,4 @@
-"""The prediction API (fsw serve) and its client (fsw.remote), served on a loopback port."""
+"""The prediction API (fsw serve) and its client (fsw.oracle.client), served on a loopback port."""
 
 import base64
 import json
@@ -16,8 +16,9 @@ from fsw import verify
 from fsw.inference import predict
 from fsw.data import load_splits
 from fsw.io import load_model
-from fsw.remote import QueryBudgetError, RemoteError, RemoteOracle, encode_images
-from fsw.serve import create_app, serve_in_subprocess, serve_in_thread
+from fsw.oracle.client import QueryBudgetError, RemoteError, RemoteOracle
+from fsw.oracle.wire import encode_images
+from fsw.oracle.server import create_app, serve_in_subprocess, serve_in_thread
 from tests.conftest import tiny
 
 MAX_BATCH = 64

@@ -1,21 +1,22 @@
-"""The client of `fsw serve`: a suspect model behind an HTTP API, queried for labels only.
+"""Label-only access to a suspect model: a local model file or a model behind `fsw serve`'s API.
 
-RemoteOracle follows the same protocol as verify.LocalOracle (a `queries` count and
-`oracle(x) -> labels`), so verification and extraction run unchanged against a remote model.
+Both oracles count the images they were sent (`queries`) and answer `oracle(x) -> labels`, so
+verification and extraction run unchanged against a local or a remote model.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
-from typing import Self
+from typing import Protocol, Self
 
 import httpx
 import torch
 from omegaconf import DictConfig
 
 from fsw.errors import ConfigError, FswError
+from fsw.inference import predict
+from fsw.oracle.wire import encode_images
 
 log = logging.getLogger(__name__)
 # httpx logs every request at INFO: thousands of lines in an extraction stage's log.
@@ -25,23 +26,32 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
+class Oracle(Protocol):
+    """A suspect model that answers label queries; counts the images it was sent."""
+
+    queries: int
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class LocalOracle:
+    """A model file loaded here, queried for labels only, as a remote API would be."""
+
+    def __init__(self, net: torch.nn.Module):
+        self.net = net
+        self.queries = 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.queries += len(x)
+        return predict(self.net, x)
+
+
 class QueryBudgetError(FswError):
     """Sending a query would exceed the verifier's or attacker's query budget."""
 
 
 class RemoteError(FswError):
     """The remote model refused a query, answered nonsense, or did not answer after the retries."""
-
-
-def encode_images(x: torch.Tensor) -> dict:
-    """The request body of `POST /v1/predict` for images `x`: exact float32 bytes in base64."""
-    array = x.detach().cpu().to(torch.float32).contiguous().numpy().astype("<f4", copy=False)
-    return {
-        "encoding": "base64",
-        "dtype": "float32",
-        "shape": list(array.shape),
-        "data": base64.b64encode(array.tobytes()).decode("ascii"),
-    }
 
 
 class RemoteOracle:

@@ -1,0 +1,16 @@
+"""Statistics of ownership verification: null distributions and tests (`tests`), decision rules
+(`rules`), tables of rates over verification records (`tables`), synthetic records (`simulate`)."""
+
+from fsw.stats.rules import (
+    ATTACKED, DEFAULT_RULE, KEY, MARKED, NULL, PAPER_RULE, RULES, SETTING, SOURCE, SUSPECT, Rule, _with_roles,
+    annotate, decide, evaluate, get_rule, roles, rule_names, suspect_ids, true_adv_items,
+)
+from fsw.stats.simulate import simulate_records
+from fsw.stats.tables import (
+    calibration_curve, fpr_by_suspect, null_accuracy, rates, rule_summary, theta_table, to_markdown,
+    write_tables,
+)
+from fsw.stats.tests import (
+    CONFIDENCE, DEFAULT_Z, BetaBinomial, Conformal, attained_size, binomial_p_value, binomial_threshold,
+    clopper_pearson, conformal_p_value, conformal_threshold, min_null_models,
+)
