@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from fsw import attack as attack_stage
-from fsw.attacks import ATTACKS, apply_attack, check_attack
+from fsw.attack import ATTACKS, check_attack
+from fsw.attack.stage import apply_attack
 from fsw.classifier import Classifier
 from fsw.config import config_dir, make_trainer
 from fsw.data import Split, load_splits
@@ -85,7 +86,7 @@ def same_weights(a: dict, b: dict) -> bool:
 
 
 def weights_of(state: dict) -> dict:
-    """The weight tensors of a state dict, as fsw.attacks.base.weight_parameters selects them."""
+    """The weight tensors of a state dict, as fsw.networks.weight_parameters selects them."""
     return {name: value for name, value in state.items() if value.dim() > 1}
 
 

@@ -215,7 +215,9 @@ BAD_VALUES = [
 
 
 def stage_module(stage: str):
-    return importlib.import_module(STAGES[stage])
+    """The module whose run(cfg) does the stage's work: fsw.attack's run hands over to its torch side."""
+    module = importlib.import_module(STAGES[stage])
+    return importlib.import_module(f"{module.__name__}.stage") if stage == "attack" else module
 
 
 def no_work(monkeypatch, module) -> None:
@@ -324,3 +326,11 @@ def test_every_stage_checks_its_config_before_anything_else(stage):
     body = [node for node in run.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
     first = body[0]
     assert isinstance(first, ast.Expr) and ast.unparse(first.value) == "setup_run(cfg)", ast.unparse(first)
+
+
+def test_schema_names_the_networks_fsw_builds():
+    from fsw.grid import NETWORKS
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert tuple(schema["properties"]["networks"]["items"]["enum"]) == NETWORKS
+    assert tuple(schema["properties"]["extraction"]["properties"]["surrogates"]["items"]["enum"]) == NETWORKS

@@ -1,9 +1,12 @@
-"""fsw.plots on a small synthetic records table: every figure is written as non-empty PNG and SVG."""
+"""fsw.figures on a small synthetic records table: every figure is written as non-empty PNG and SVG."""
 
 import pandas as pd
 import pytest
 
-from fsw import plots, stats
+from fsw import report, stats
+from fsw.figures import false_positives as plots
+from fsw.figures import marked as figures
+from fsw.report import attacks as report_attacks
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +38,7 @@ def test_plot_null_accuracy_and_theta(records, tmp_path):
 
 
 def test_write_false_positive_outputs(records, tmp_path):
-    paths, tables = plots.write_false_positive_outputs(records, tmp_path / "tables", plot_dir=tmp_path / "plots",
+    paths, tables = report.write_false_positive_outputs(records, tmp_path / "tables", plot_dir=tmp_path / "plots",
                                                        rules=["true_adv_binomial"], curve_repeats=2)
     assert "marked_default" in tables["decisions"]
     expected = plots.expected_outputs(tmp_path / "tables", tmp_path / "plots", rules=["true_adv_binomial"])
@@ -47,7 +50,7 @@ def test_write_false_positive_outputs(records, tmp_path):
 def test_outputs_without_null_models(tmp_path):
     """Before any null model is verified the report still works: no null-accuracy figure, FPR empty."""
     records = stats.simulate_records(networks=("mlp",), eps=(0.1,), key_sizes=(20,), null_seeds=[])
-    paths, _ = plots.write_false_positive_outputs(records, tmp_path, rules=[])
+    paths, _ = report.write_false_positive_outputs(records, tmp_path, rules=[])
     assert not any("calibration_curve.png" == p.name for p in paths)
     assert not any("null_key_accuracy" in p.name for p in paths)
     assert (tmp_path / "rates_paper_binomial.png").stat().st_size > 0
@@ -59,16 +62,15 @@ def test_plot_calibration_curve(records, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# fsw.figures: the report's categories, on the crafted records of tests/test_report.py
+# fsw.figures.marked: the report's categories, on the crafted records of tests/test_report.py
 
 
 def test_plot_robustness_in_the_attacks_order(tmp_path):
-    from fsw import figures, report
     from tests.test_report import attack_records, decide, key
 
     records = pd.DataFrame(attack_records() + attack_records(key(network="irnn", eps=0.25)))
-    table = report.robustness_table(decide(records))
-    paths = figures.plot_robustness(table, "quantize", tmp_path, report.level_axis("quantize"), stats.DEFAULT_RULE)
+    table = report_attacks.robustness_table(decide(records))
+    paths = figures.plot_robustness(table, "quantize", tmp_path, report_attacks.level_axis("quantize"), stats.DEFAULT_RULE)
     assert_written(paths, ["robustness_quantize"])
     svg = (tmp_path / "robustness_quantize.svg").read_text()
     ticks = [svg.index(f">{label}<") for label in ("unattacked", "16", "8", "4", "2")]
@@ -81,20 +83,18 @@ def test_plot_robustness_in_the_attacks_order(tmp_path):
 
 
 def test_plot_robustness_with_a_key_error_rule(tmp_path):
-    from fsw import figures, report
     from tests.test_report import attack_records, decide
 
-    table = report.robustness_table(decide(pd.DataFrame(attack_records())))
+    table = report_attacks.robustness_table(decide(pd.DataFrame(attack_records())))
     figures.plot_robustness(table, "ftll", tmp_path, "epochs", stats.PAPER_RULE)
     assert "true-adversary accuracy" not in (tmp_path / "robustness_ftll.svg").read_text()
 
 
 def test_plot_extraction(tmp_path):
-    from fsw import figures, report
     from tests.test_report import decide, extraction_records
 
-    table = report.extraction_table(decide(pd.DataFrame(extraction_records(survives=True))))
-    assert_written(figures.plot_extraction(table, tmp_path, report.level_axis("extract_mlp")), ["extraction_curves"])
+    table = report_attacks.extraction_table(decide(pd.DataFrame(extraction_records(survives=True))))
+    assert_written(figures.plot_extraction(table, tmp_path, report_attacks.level_axis("extract_mlp")), ["extraction_curves"])
     svg = (tmp_path / "extraction_curves.svg").read_text()
     assert "with FGSM augmentation" in svg and "without FGSM augmentation" in svg and "query budget" in svg
     with pytest.raises(ValueError):
@@ -102,7 +102,6 @@ def test_plot_extraction(tmp_path):
 
 
 def test_plot_accuracy_drop_and_key_errors(records, tmp_path):
-    from fsw import figures
     from tests.test_report import embedding
 
     table = embedding({0.025: 0.1, 0.1: 0.3, 0.25: 0.9})[1]

@@ -11,7 +11,7 @@ from tests.conftest import REPO
 
 # The rules that train (and so may use a GPU); every other rule is CPU-only.
 TRAINING_LIKE = {"train", "embed", "attack", "extract"}
-# The rules of workflow/rules/{train,keys,embed,attack,verify,remote}.smk: each declares its resources.
+# The rules of workflow/rules/{train,keygen,embed,attack,extract,verify}.smk: each declares its resources.
 DECLARING = TRAINING_LIKE | {"keygen", "verify", "verify_remote", "verify_extracted"}
 
 

@@ -10,6 +10,9 @@ import pandas as pd
 import pytest
 
 from fsw import report, stats
+from fsw.report import attacks as report_attacks
+from fsw.report import paper as report_paper
+from fsw.report import tables as report_tables
 from fsw.config import compose
 
 L = 100
@@ -61,49 +64,49 @@ def attack_records(of=None):
 
 
 def test_levels_are_ordered_weakest_first():
-    assert report.ordered_levels("quantize", [4, 16, 2, 8]) == [16, 8, 4, 2]  # fewer bits = stronger
-    assert report.ordered_levels("prune_global", [0.9, 0.25, 0.5]) == [0.25, 0.5, 0.9]
-    assert report.ordered_levels("extract_mlp_fgsm", [5000, 1000]) == [1000, 5000]
+    assert report_attacks.ordered_levels("quantize", [4, 16, 2, 8]) == [16, 8, 4, 2]  # fewer bits = stronger
+    assert report_attacks.ordered_levels("prune_global", [0.9, 0.25, 0.5]) == [0.25, 0.5, 0.9]
+    assert report_attacks.ordered_levels("extract_mlp_fgsm", [5000, 1000]) == [1000, 5000]
 
 
 def test_robustness_table_orders_levels_and_measures_the_drop():
-    table = report.robustness_table(decide(pd.DataFrame(attack_records())))
+    table = report_attacks.robustness_table(decide(pd.DataFrame(attack_records())))
     quantize = table[table.attack == "quantize"]
-    assert list(quantize.level_label) == [report.UNATTACKED, "16", "8", "4", "2"]
+    assert list(quantize.level_label) == [report_attacks.UNATTACKED, "16", "8", "4", "2"]
     assert list(quantize.position) == [0, 1, 2, 3, 4]
     assert quantize.acc_drop_points.round(6).tolist() == [0.0, 0.0, 0.1, 1.0, 78.0]
-    assert list(table[table.attack == "prune_global"].level_label) == [report.UNATTACKED, "0.25", "0.5", "0.75", "0.9"]
+    assert list(table[table.attack == "prune_global"].level_label) == [report_attacks.UNATTACKED, "0.25", "0.5", "0.75", "0.9"]
     assert set(table.attack) == {"prune_global", "quantize", "ftll"}
 
 
 def test_mark_lost_against_accuracy_drops():
-    table = report.mark_lost_table(report.robustness_table(decide(pd.DataFrame(attack_records()))), ruin_points=5)
+    table = report_attacks.mark_lost_table(report_attacks.robustness_table(decide(pd.DataFrame(attack_records()))), ruin_points=5)
     rows = table.set_index("attack")
     prune, quantize, ftll = rows.loc["prune_global"], rows.loc["quantize"], rows.loc["ftll"]
     # pruning: 45 errors >= theta at 0.75 (3 points lost: still useful) -> lost before ruin
     assert (prune.lost_paper, prune.drop_1pt, prune.drop_5pt, prune.drop_10pt) == ("0.75", "0.75", "0.9", "0.9")
-    assert prune.lost_before_ruin_paper == report.YES
+    assert prune.lost_before_ruin_paper == report_attacks.YES
     # the crafted default rule loses it at 0.75 too (45 true-adversary errors) but not at 0.5 (5 < 10)
-    assert prune.lost_default == "0.75" and prune.lost_before_ruin_default == report.YES
+    assert prune.lost_default == "0.75" and prune.lost_before_ruin_default == report_attacks.YES
     # quantization: in bits order, 1 point is lost at 4 bits; the mark only with the model, at 2 bits
     assert (quantize.lost_paper, quantize.drop_1pt, quantize.drop_5pt) == ("2", "4", "2")
-    assert quantize.lost_before_ruin_paper == report.NO
+    assert quantize.lost_before_ruin_paper == report_attacks.NO
     assert quantize.levels == "16, 8, 4, 2"
     # fine-tuning at these levels neither removes the mark nor ruins the model
-    assert ftll.lost_paper == ftll.drop_1pt == report.NOT_REACHED
-    assert ftll.lost_before_ruin_paper == report.UNDETERMINED
+    assert ftll.lost_paper == ftll.drop_1pt == report_attacks.NOT_REACHED
+    assert ftll.lost_before_ruin_paper == report_attacks.UNDETERMINED
 
 
 def test_mark_lost_when_the_marked_model_is_not_detected():
     of = key()
     rows = [record(of, errors=50), record(of, attack="ftll", level=1, test_acc=0.5, errors=50)]
-    table = report.mark_lost_table(report.robustness_table(decide(pd.DataFrame(rows))), ruin_points=5)
-    assert table.lost_paper.iloc[0] == report.UNATTACKED
-    assert table.lost_before_ruin_paper.iloc[0] == report.UNDETERMINED  # nothing to lose
+    table = report_attacks.mark_lost_table(report_attacks.robustness_table(decide(pd.DataFrame(rows))), ruin_points=5)
+    assert table.lost_paper.iloc[0] == report_attacks.UNATTACKED
+    assert table.lost_before_ruin_paper.iloc[0] == report_attacks.UNDETERMINED  # nothing to lose
 
 
 def test_pruning_table_has_the_papers_shape():
-    table = report.pruning_table(report.robustness_table(decide(pd.DataFrame(attack_records()))))
+    table = report_attacks.pruning_table(report_attacks.robustness_table(decide(pd.DataFrame(attack_records()))))
     assert list(table.rate) == [0.0, 0.25, 0.5, 0.75, 0.9]
     assert list(table.detected_paper) == [True, True, True, False, False]
     assert {"test_acc", "key_errors", "theta", "detected_default"} <= set(table.columns)
@@ -124,14 +127,14 @@ def extraction_records(survives: bool):
 @pytest.mark.parametrize("survives", [True, False])
 def test_extraction_table_and_verdict(survives):
     decisions = decide(pd.DataFrame(extraction_records(survives)))
-    table = report.extraction_table(decisions)
+    table = report_attacks.extraction_table(decisions)
     assert len(table) == 4 and set(table.augmentation) == {"none", "FGSM"} and set(table.surrogate) == {"mlp"}
     assert list(table.queries) == [1000, 5000, 1000, 5000]
     assert (table.victim_acc == 0.98).all() and (table.null_key_acc == 0.7).all()
-    verdict = report.extraction_verdict(table)
+    verdict = report_attacks.extraction_verdict(table)
     assert verdict.startswith("The mark survives" if survives else "The mark does not survive")
     assert "4 of 4" in verdict if survives else "0 of 4" in verdict
-    assert report.robustness_table(decisions).empty  # extraction is not a removal attack
+    assert report_attacks.robustness_table(decisions).empty  # extraction is not a removal attack
 
 
 def embedding(drops_by_eps: dict[float, float], epochs: dict[float, int] | None = None) -> tuple:
@@ -143,29 +146,29 @@ def embedding(drops_by_eps: dict[float, float], epochs: dict[float, int] | None 
         metrics.append({"network": "mlp", "seed": 0, "eps": eps, "key_size": L, "test_acc_before": 0.98,
                         "test_acc_after": 0.98 - drop / 100, "key_acc_before": 0.5, "key_acc_after": 1.0,
                         "epochs_used": (epochs or {}).get(eps, 3), "stitched": True, "wall_time_s": 1.0})
-    return pd.DataFrame(rows), report.embedding_table(pd.DataFrame(metrics))
+    return pd.DataFrame(rows), report_tables.embedding_table(pd.DataFrame(metrics))
 
 
 def test_claim_embedding_cost_verdicts():
     records, table = embedding({0.025: 0.1, 0.1: 0.2, 0.25: 0.3})
-    assert report.claim_embedding_cost(report.summary(records), table)["verdict"] == report.AGREES
+    assert report_paper.claim_embedding_cost(report_tables.summary(records), table)["verdict"] == report_paper.AGREES
     records, table = embedding({0.025: 0.1, 0.1: 0.2, 0.25: 1.0})
-    claim = report.claim_embedding_cost(report.summary(records), table)
-    assert claim["verdict"] == report.PARTLY and claim["explanation"].startswith("The drop grows with ε")
+    claim = report_paper.claim_embedding_cost(report_tables.summary(records), table)
+    assert claim["verdict"] == report_paper.PARTLY and claim["explanation"].startswith("The drop grows with ε")
     assert "worst 1.00 points (mlp, ε = 0.25" in claim["fsw"]
     # the worst key is not at the largest eps but took the most epochs
     records, table = embedding({0.025: 2.0, 0.1: 0.6, 0.25: 0.7}, epochs={0.025: 12})
-    claim = report.claim_embedding_cost(report.summary(records), table)
-    assert claim["verdict"] == report.DISAGREES and "12 embedding epochs" in claim["explanation"]
+    claim = report_paper.claim_embedding_cost(report_tables.summary(records), table)
+    assert claim["verdict"] == report_paper.DISAGREES and "12 embedding epochs" in claim["explanation"]
 
 
 def test_claim_robustness_verdicts():
-    mark_lost = report.mark_lost_table(report.robustness_table(decide(pd.DataFrame(attack_records()))), 5)
-    pruning = report.claim_robustness("pruning", mark_lost, 5)
-    assert pruning["verdict"] == report.DISAGREES and "prune_global at 0.75 (mlp, ε = 0.1)" in pruning["explanation"]
-    assert report.claim_robustness("compression", mark_lost, 5)["verdict"] == report.AGREES  # quantize: "no"
-    fine_tuning = report.claim_robustness("fine-tuning", mark_lost, 5)
-    assert fine_tuning["verdict"] == report.UNDETERMINED and "ftll: 1, 2" in fine_tuning["explanation"]
+    mark_lost = report_attacks.mark_lost_table(report_attacks.robustness_table(decide(pd.DataFrame(attack_records()))), 5)
+    pruning = report_paper.claim_robustness("pruning", mark_lost, 5)
+    assert pruning["verdict"] == report_paper.DISAGREES and "prune_global at 0.75 (mlp, ε = 0.1)" in pruning["explanation"]
+    assert report_paper.claim_robustness("compression", mark_lost, 5)["verdict"] == report_paper.AGREES  # quantize: "no"
+    fine_tuning = report_paper.claim_robustness("fine-tuning", mark_lost, 5)
+    assert fine_tuning["verdict"] == report_attacks.UNDETERMINED and "ftll: 1, 2" in fine_tuning["explanation"]
 
 
 def null_records(false_adv_errors: int, true_adv_errors: int, models: int = 30):
@@ -183,20 +186,20 @@ def rules_table(decisions):
 def test_claim_false_positives_verdicts():
     # null models agree with the false adversaries and transfer few true ones: 5 errors, far below theta
     decisions = null_records(false_adv_errors=1, true_adv_errors=4)
-    claim = report.claim_false_positives(decisions, rules_table(decisions), 0.05)
-    assert claim["verdict"] == report.DISAGREES and "FPR 100.0%" in claim["fsw"]
+    claim = report_paper.claim_false_positives(decisions, rules_table(decisions), 0.05)
+    assert claim["verdict"] == report_paper.DISAGREES and "FPR 100.0%" in claim["fsw"]
     assert "98% of the false adversaries" in claim["explanation"]
     decisions = null_records(false_adv_errors=25, true_adv_errors=25)
-    assert report.claim_false_positives(decisions, rules_table(decisions), 0.05)["verdict"] == report.AGREES
+    assert report_paper.claim_false_positives(decisions, rules_table(decisions), 0.05)["verdict"] == report_paper.AGREES
 
 
 def test_claim_detection():
     decisions = decide(pd.DataFrame([record(key()), record(key(eps=0.25), errors=3)]))
-    claim = report.claim_detection(decisions, pd.DataFrame())
-    assert claim["verdict"] == report.AGREES and "θ = 42 in the records" in claim["fsw"]
+    claim = report_paper.claim_detection(decisions, pd.DataFrame())
+    assert claim["verdict"] == report_paper.AGREES and "θ = 42 in the records" in claim["fsw"]
     decisions = decide(pd.DataFrame([record(key()), record(key(eps=0.25), errors=45)]))
-    claim = report.claim_detection(decisions, pd.DataFrame())
-    assert claim["verdict"] == report.PARTLY and "1 of 2" in claim["fsw"] and "45-45" in claim["explanation"]
+    claim = report_paper.claim_detection(decisions, pd.DataFrame())
+    assert claim["verdict"] == report_paper.PARTLY and "1 of 2" in claim["fsw"] and "45-45" in claim["explanation"]
 
 
 def run_report(tmp_path) -> Path:
@@ -248,6 +251,6 @@ def test_run_writes_every_category(tmp_path):
         {"rule": "train", "jobs": 1, "total_s": 61.5, "mean_s": 61.5, "max_s": 61.5, "cpu_s": 58.25},
     ]
     comparison = pd.read_csv(results / "report" / "paper" / "paper_vs_fsw.csv")
-    assert len(comparison) == 6 and set(comparison.verdict) <= {report.AGREES, report.PARTLY, report.DISAGREES,
-                                                                 report.UNDETERMINED}
+    assert len(comparison) == 6 and set(comparison.verdict) <= {report_paper.AGREES, report_paper.PARTLY, report_paper.DISAGREES,
+                                                                 report_attacks.UNDETERMINED}
     assert "does not survive extraction" in (results / "report" / "extraction" / "extraction.md").read_text()

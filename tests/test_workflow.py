@@ -60,7 +60,7 @@ def test_every_rule_logged_and_expensive_ones_benchmarked(smoke_run):
 def test_rerun_one_stage(smoke_run):
     workdir = smoke_run.parents[1]
     record = smoke_run / "verify/mlp/s0/eps0.1/l20/marked/none/0.json"
-    model = smoke_run / "models/mlp/s0/model.pt"
+    model = smoke_run / "train/mlp/s0/model.pt"
     before, model_time = json.loads(record.read_text()), model.stat().st_mtime_ns
     done = snakemake(workdir, "--force", str(record.relative_to(workdir)))
     assert done.returncode == 0, done.stderr[-4000:]
@@ -70,7 +70,7 @@ def test_rerun_one_stage(smoke_run):
 
 
 def test_readme_results_section_is_generated_deterministically(smoke_run, tmp_path):
-    from fsw.readme import END, START, results_section, update_readme
+    from tools.readme import END, START, results_section, update_readme
 
     section = results_section(smoke_run)
     assert section == results_section(smoke_run)

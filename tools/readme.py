@@ -21,7 +21,8 @@ import pandas as pd
 import yaml
 
 from fsw.io import atomic_write
-from fsw.report import benchmark_jobs, extraction_verdict
+from fsw.report.attacks import extraction_verdict
+from fsw.report.sweep import benchmark_jobs
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -122,7 +123,7 @@ def results_section(results: Path, link_base: Path = Path("."), figure_dir: Path
         "### Paper vs fsw",
         "",
         ("Each claim of the paper against this run; verdicts and explanations are computed from the "
-         "measurements (`fsw.report.paper_vs_fsw`)."),
+         "measurements (`fsw.report.paper.paper_vs_fsw`)."),
         "",
         table(comparison, ["claim", "paper", "fsw", "verdict", "explanation"]),
         "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fsw import grid
 from fsw.errors import ModelFileError
 
 NUM_CLASSES = 10
@@ -93,7 +94,17 @@ class IRNN(nn.Module):
         return self.classifier(last[-1])
 
 
+def weight_parameters(net: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The weight matrices and conv kernels of `net` (biases excluded): what the removal attacks alter.
+
+    Every tensor with two or more dimensions is one: dense and conv weights and the RNN's input
+    and recurrent matrices.
+    """
+    return [(name, param) for name, param in net.named_parameters() if param.dim() > 1]
+
+
 NETWORKS: dict[str, type[nn.Module]] = {"mlp": MLP, "cnn": CNN, "irnn": IRNN}
+assert tuple(NETWORKS) == grid.NETWORKS, "fsw.grid.NETWORKS names the networks built here"
 
 
 def build_network(arch: dict) -> nn.Module:

@@ -30,7 +30,6 @@ rule attack:
     resources:
         mem_mb=2000,
         runtime=60,
-        # one GPU per job when the run is offered GPUs (--resources gpu=N), none otherwise
-        gpu=lambda wc: min(1, workflow.global_resources.get("gpu").value or 0),
+        gpu=gpu_request,
     script:
         "../scripts/attack.py"

@@ -1,13 +1,14 @@
 # Paths, wildcard constraints and the grid shared by all rules.
 
-from fsw.attacks import check_attack
+from fsw.attack import check_attack
+from fsw.grid import NETWORKS as KNOWN_NETWORKS, level_segment
 
 R = config["results"]
-MODELS = config.get("models", R + "/models")
+MODELS = config.get("models", R + "/train")
 SEEDS = config["seeds"]
 NULL_SEEDS = config["null_seeds"]
 NETWORKS = config["networks"]
-EPS = [f"{e:g}" for e in config["eps"]]
+EPS = [level_segment(e) for e in config["eps"]]
 KEY_SIZES = config["key_sizes"]
 
 
@@ -16,7 +17,7 @@ def attack_levels(attacks):
     for name, levels in attacks.items():
         for level in levels:
             check_attack(name, level)
-    return {"none": ["0"], **{name: [f"{level:g}" for level in levels] for name, levels in attacks.items()}}
+    return {"none": ["0"], **{name: [level_segment(level) for level in levels] for name, levels in attacks.items()}}
 
 
 ATTACK_LEVELS = attack_levels(config["attacks"])
@@ -27,22 +28,22 @@ EXTRACTION_LEVELS = {
     for surrogate in EXTRACTION["surrogates"]
     for fgsm in EXTRACTION["fgsm"]
 }
-EXTRACTION_EPS = [f"{eps:g}" for eps in config["extraction"]["eps"]]
-REMOTE_EPS = [f"{eps:g}" for eps in config["remote"]["eps"]]
+EXTRACTION_EPS = [level_segment(eps) for eps in config["extraction"]["eps"]]
+REMOTE_EPS = [level_segment(eps) for eps in config["remote"]["eps"]]
 # Every unmarked model a key is checked against: each network at the sweep's seeds (the key's own
 # source model among them) and at the null seeds (independently trained, never marked).
 SUSPECTS = [(network, seed) for network in NETWORKS for seed in SEEDS + NULL_SEEDS]
 
-KEY_DIR = R + "/keys/{network}/s{seed}/eps{eps}/l{key_size}"
-MARKED_DIR = R + "/marked/{network}/s{seed}/eps{eps}/l{key_size}"
+KEY_DIR = R + "/keygen/{network}/s{seed}/eps{eps}/l{key_size}"
+MARKED_DIR = R + "/embed/{network}/s{seed}/eps{eps}/l{key_size}"
 VERIFY_DIR = R + "/verify/{network}/s{seed}/eps{eps}/l{key_size}"
-ATTACKED_DIR = R + "/attacked/{network}/s{seed}/eps{eps}/l{key_size}/{attack}/{level}"
-EXTRACTED_DIR = R + "/extracted/{network}/s{seed}/eps{eps}/l{key_size}/extract_{surrogate}{augment}/{budget}"
+ATTACKED_DIR = R + "/attack/{network}/s{seed}/eps{eps}/l{key_size}/{attack}/{level}"
+EXTRACTED_DIR = R + "/extract/{network}/s{seed}/eps{eps}/l{key_size}/extract_{surrogate}{augment}/{budget}"
 
 
 wildcard_constraints:
-    network="|".join(["mlp", "cnn", "irnn"]),
-    suspect_network="|".join(["mlp", "cnn", "irnn"]),
+    network="|".join(KNOWN_NETWORKS),
+    surrogate="|".join(KNOWN_NETWORKS),
     seed=r"\d+",
     suspect_seed=r"\d+",
     eps=r"\d+(\.\d+)?(e-?\d+)?",
@@ -70,3 +71,8 @@ def overrides(stage):
 def grid(pattern, **extra):
     """Every point of the sweep for a path pattern with network, seed, eps and key_size wildcards."""
     return expand(pattern, network=NETWORKS, seed=SEEDS, eps=EPS, key_size=KEY_SIZES, **extra)
+
+
+def gpu_request(wildcards):
+    """One GPU per training-like job when the run is offered GPUs (--resources gpu=N), none otherwise."""
+    return min(1, workflow.global_resources.get("gpu").value or 0)

@@ -16,7 +16,6 @@ rule embed:
     resources:
         mem_mb=2000,
         runtime=30,
-        # one GPU per job when the run is offered GPUs (--resources gpu=N), none otherwise
-        gpu=lambda wc: min(1, workflow.global_resources.get("gpu").value or 0),
+        gpu=gpu_request,
     script:
         "../scripts/embed.py"

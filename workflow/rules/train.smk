@@ -15,7 +15,6 @@ rule train:
     resources:
         mem_mb=2000,
         runtime=lambda wildcards: 60 if wildcards.network == "cnn" else 20,
-        # one GPU per job when the run is offered GPUs (--resources gpu=N), none otherwise
-        gpu=lambda wc: min(1, workflow.global_resources.get("gpu").value or 0),
+        gpu=gpu_request,
     script:
         "../scripts/train.py"

@@ -36,3 +36,40 @@ rule verify:
         runtime=30,
     script:
         "../scripts/verify.py"
+
+
+# Verification through a real label-only HTTP API (`fsw serve` on a free loopback port, stopped when
+# the job ends, even on failure), on the keys of the eps chosen in the config's `remote` section.
+
+
+def served_model(wildcards):
+    """The marked model, or the unmarked model its key was made from."""
+    if wildcards.kind == "marked":
+        return rules.embed.output.model.format(**wildcards)
+    return rules.train.output.model.format(**wildcards)
+
+
+rule verify_remote:
+    input:
+        model=served_model,
+        key=rules.keygen.output.key,
+    output:
+        record=VERIFY_DIR + "/remote/{kind}.json",
+    params:
+        overrides=lambda wc: overrides("verify") + [f"suspect.kind={wc.kind}", "remote.decoys=1.0"],
+    log:
+        run=R + "/logs/verify_remote/{network}/s{seed}/eps{eps}/l{key_size}/{kind}.log",
+        server=R + "/logs/verify_remote/{network}/s{seed}/eps{eps}/l{key_size}/{kind}.serve.log",
+    benchmark:
+        R + "/benchmarks/verify_remote/{network}/s{seed}/eps{eps}/l{key_size}/{kind}.tsv"
+    wildcard_constraints:
+        kind="marked|unmarked",
+    # One core: the server (one torch thread) waits while the client sends a request or trains,
+    # and the client waits while the server answers: together they keep less than one core busy
+    # (measured: mean_load 43-91% in the benchmark files of the default sweep).
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    script:
+        "../scripts/verify_remote.py"

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fsw.stats.tests import DEFAULT_Z, BetaBinomial, Conformal, clopper_pearson
+from fsw.stats.tests import BetaBinomial, Conformal, clopper_pearson
 
 NULL, SOURCE, MARKED, ATTACKED = "null", "source", "marked", "attacked"
 SETTING = ["network", "eps", "key_size"]  # the grid point a key belongs to
@@ -215,7 +215,7 @@ def suspect_ids(records: pd.DataFrame) -> pd.Series:
     return records.suspect_network.astype(str) + "/" + seeds
 
 
-def _with_roles(records: pd.DataFrame) -> pd.DataFrame:
+def with_roles(records: pd.DataFrame) -> pd.DataFrame:
     out = records.copy()
     if "key_seed" not in out:
         out["key_seed"] = out["seed"]
@@ -241,7 +241,7 @@ def evaluate(
     (marked is <NA>); calibration_models: the same with (suspect_network, suspect_seed) pairs.
     """
     rule = get_rule(rule)
-    data = _with_roles(records)
+    data = with_roles(records)
     zs = pd.Series(z, index=data.index) if z is not None else data["z"].astype(float)
     group_cols = KEY if pool == "key" else SETTING if pool == "setting" else None
     if group_cols is None:
@@ -320,7 +320,7 @@ def annotate(
     n_calibration_R; `decision_rule` names the recommended rule and `marked_default` is its decision,
     beside the paper's `marked_paper_binomial` (and the record's own `marked`, from verify)."""
     names = rule_names(rules, default)
-    out = _with_roles(records)
+    out = with_roles(records)
     for name in names:
         result = evaluate(records, name, z=z, **kwargs)
         for column in ("threshold", "p_value", "marked", "n_calibration"):

@@ -12,7 +12,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from fsw.stats.rules import (
-    ATTACKED, DEFAULT_RULE, MARKED, NULL, PAPER_RULE, SETTING, _with_roles, annotate, evaluate, get_rule,
+    ATTACKED, DEFAULT_RULE, MARKED, NULL, PAPER_RULE, SETTING, with_roles, annotate, evaluate, get_rule,
     suspect_ids, true_adv_items,
 )
 from fsw.stats.tests import (
@@ -104,7 +104,7 @@ def calibration_curve(
     models (drawn from all null suspect models, any network) calibrate; the other null models are
     judged (FPR) together with the marked and attacked models (TPR). One row per rule and n: FPR and
     TPRs pooled over repeats, and the spread of the per-repeat FPR."""
-    data = _with_roles(records)
+    data = with_roles(records)
     models = sorted(set(suspect_ids(data[data.role == NULL])))
     rng = np.random.default_rng(seed)
     rows = []
@@ -148,7 +148,7 @@ def null_accuracy(records: pd.DataFrame, by: list[str] | None = None, z: float |
     theta beside the empirical (conformal) theta from these null models, both "marked iff errors < theta".
     """
     by = list(by) if by is not None else SETTING
-    data = _with_roles(records)
+    data = with_roles(records)
     data = data[data.role == NULL].copy()
     data["key_acc"] = 1.0 - data.key_errors / data.key_size
     data["true_adv_acc"] = 1.0 - data.key_errors_true_adv / true_adv_items(data)

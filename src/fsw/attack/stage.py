@@ -1,19 +1,48 @@
-"""Stage `attack`: a removal attack on a (marked) model, with the attacker's data; never the key."""
+"""The attack stage's torch side: apply a registered attack to a copy of a model, and the stage's run."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 
+import torch
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
-from fsw.attacks import apply_attack, check_attack
+from fsw.attack import check_attack
+from fsw.config import seed_everything, setup_run
+from fsw.data import Split, load_splits
 from fsw.inference import accuracy, test_accuracy, test_accuracy_meta
-from fsw.config import setup_run
-from fsw.data import load_splits
 from fsw.io import load_model, save_model, write_json
+from fsw.networks import build_network, weight_parameters
 
 log = logging.getLogger(__name__)
+
+
+def unchanged(net: nn.Module, level: float, cfg: DictConfig, data: Split) -> tuple[nn.Module, dict]:
+    return net, {}
+
+
+def apply_attack(
+    name: str, level: float, net: nn.Module, arch: dict, cfg: DictConfig, data: Split
+) -> tuple[nn.Module, dict]:
+    """Attack a copy of `net` (left untouched); returns the attacked network, in eval mode, and what
+    the attack measured, plus `weight_rel_change` = ||W' - W|| / ||W|| over all weight tensors.
+
+    Seeded from `cfg.seed`, so the same inputs give the same model.
+    """
+    attack = check_attack(name, level)
+    seed_everything(int(cfg.seed))
+    attacked, measured = attack.apply(copy.deepcopy(net), level, cfg, data)
+    # A fresh network of `arch` loading the attacked weights strictly: an attack that changed the
+    # architecture fails here rather than in verify, and no pruning hook or frozen flag survives.
+    rebuilt = build_network(arch)
+    rebuilt.load_state_dict(attacked.state_dict(), strict=True)
+    before = torch.cat([w.detach().flatten() for _, w in weight_parameters(net)])
+    after = torch.cat([w.detach().flatten() for _, w in weight_parameters(rebuilt)])
+    measured["weight_rel_change"] = float((after - before).norm() / before.norm())
+    return rebuilt.eval(), measured
 
 
 def run(cfg: DictConfig) -> dict:

@@ -1,21 +1,10 @@
-"""Figures of the verification statistics, all drawn in one style and written as PNG and SVG.
-
-`themed()` and `save()` are the style helper every figure uses (fsw.figures too): seaborn's
-whitegrid style, the colorblind palette, one eps -> colour map (`eps_palette`), panels of one size
-(`facets`) with one legend (`figure_legend`), and PNG (150 dpi) + SVG written atomically.
-`write_false_positive_outputs(records, out_dir)` is the report stage's entry point for the
-false-positive statistics: tables (via `fsw.stats.write_tables`) and every figure below.
-"""
+"""Figures of the false-positive statistics (the tables of `fsw.stats.tables`): rates per rule, the
+rule comparison, the calibration curve, null models' key accuracy, the paper's theta."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never a window
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -24,70 +13,13 @@ import seaborn as sns
 from scipy.stats import binom
 
 from fsw import stats
-from fsw.io import atomic_write
+from fsw.figures.style import FORMATS, PANEL, eps_label, eps_palette, facets, figure_legend, save, themed
 
-FORMATS = ("png", "svg")
-DPI = 150
-PANEL = (4.2, 3.2)  # inches per facet
 RATE_LABELS = {
     "fpr": "false-positive rate\n(null models called marked)",
     "tpr": "true-positive rate\n(marked models detected)",
     "tpr_attacked": "true-positive rate\n(attacked copies detected)",
 }
-
-
-@contextlib.contextmanager
-def themed() -> Iterator[None]:
-    """The one style of every fsw figure."""
-    rc = {"savefig.dpi": DPI, "savefig.bbox": "tight", "svg.fonttype": "none", "axes.titleweight": "bold",
-          "legend.frameon": True}
-    with (sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.9),
-          matplotlib.rc_context(rc), sns.color_palette("colorblind")):
-        yield
-
-
-def eps_palette(eps_values: Iterable[float]) -> dict[float, tuple]:
-    """The same colour for the same eps in every figure."""
-    values = sorted({float(e) for e in eps_values})
-    return dict(zip(values, sns.color_palette("colorblind", max(len(values), 1))))
-
-
-def eps_label(eps: float) -> str:
-    return f"ε = {float(eps):g}"
-
-
-def save(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
-    """Write `fig` as out_dir/name.png and .svg (atomically) and close it."""
-    paths = []
-    for fmt in FORMATS:
-        paths.append(atomic_write(Path(out_dir) / f"{name}.{fmt}", lambda tmp, f=fmt: fig.savefig(tmp, format=f)))
-    plt.close(fig)
-    return paths
-
-
-def facets(rows: int, cols: int, sharey: bool = True) -> tuple[plt.Figure, np.ndarray]:
-    """A rows x cols grid of panels of one size (shared x, and y unless told), room for a legend."""
-    fig, axes = plt.subplots(rows, cols, figsize=(PANEL[0] * cols + 2.0, PANEL[1] * rows + 0.6),
-                             squeeze=False, sharex=True, sharey=sharey, layout="constrained")
-    return fig, axes
-
-
-def figure_legend(fig: plt.Figure, axes: np.ndarray, title: str | None = None, below: bool = False) -> None:
-    """One legend with every distinct label of the panels, in first-seen order: right of the figure,
-    or below it (for long labels, which would squeeze a narrow figure's panels)."""
-    handles, labels = {}, []
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            if label not in handles:
-                handles[label] = handle
-                labels.append(label)
-    if handles:
-        fig.legend([handles[label] for label in labels], labels, title=title,
-                   loc="outside lower center" if below else "outside right center", ncols=2 if below else 1)
-
-
-# --------------------------------------------------------------------------------------------------
-# Figures
 
 
 def plot_rates(rate_table: pd.DataFrame, rule: str, out_dir: str | Path, name: str | None = None) -> list[Path]:
@@ -188,7 +120,7 @@ def plot_null_accuracy(records: pd.DataFrame, out_dir: str | Path, name: str = "
                        column: str = "key_acc") -> list[Path]:
     """ECDF of null models' key accuracy (rows: key size, columns: network, hue: eps) against the
     Binomial(l, 1/2) reference the paper assumes, with the paper's decision boundary 1 - theta/l."""
-    data = stats._with_roles(records)
+    data = stats.with_roles(records)
     data = data[data.role == stats.NULL].copy()
     if data.empty:
         raise ValueError("no null-model records to plot")
@@ -265,20 +197,10 @@ def write_figures(tables: dict[str, pd.DataFrame], records: pd.DataFrame, out_di
     return paths
 
 
-def write_false_positive_outputs(records: pd.DataFrame, out_dir: str | Path, plot_dir: str | Path | None = None,
-                                 z: float | None = None, default: str = stats.DEFAULT_RULE,
-                                 **kwargs) -> tuple[list[Path], dict[str, pd.DataFrame]]:
-    """The report stage's false-positive outputs: tables (decisions, rates, null_accuracy, rules; CSV
-    and Markdown) into out_dir, figures (PNG + SVG) into plot_dir (default out_dir). Returns the
-    paths and the tables (`decisions`: every record with every rule's decision)."""
-    paths, tables = stats.write_tables(records, out_dir, z=z, default=default, **kwargs)
-    return paths + write_figures(tables, records, plot_dir if plot_dir is not None else out_dir), tables
-
-
 def expected_outputs(out_dir: str | Path, plot_dir: str | Path | None = None,
                      rules: Iterable[str] | None = None, default: str = stats.DEFAULT_RULE,
                      calibration_curve: bool = True) -> list[Path]:
-    """The files `write_false_positive_outputs` writes when there are null-model records (for Snakemake).
+    """The files the report's false-positive outputs are when there are null-model records (for Snakemake).
 
     calibration_curve: whether there are more than 2 null models (and curve_repeats > 0), so that the
     calibration-curve figure is drawn.

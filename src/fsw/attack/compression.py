@@ -16,8 +16,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from fsw.attacks.base import Attack, weight_parameters
 from fsw.data import Split
+from fsw.networks import weight_parameters
 
 
 def relative_error(approx: torch.Tensor, weight: torch.Tensor) -> float:
@@ -85,13 +85,3 @@ def compress(net: nn.Module, level: float, cfg: DictConfig, data: Split) -> tupl
         "max_rel_error": max(errors.values()),
         "param_ratio": factorised_params / original_params,
     }
-
-
-ATTACKS = (
-    Attack(
-        "lowrank",
-        "the largest relative Frobenius error allowed in each layer, in (0, 1)",
-        lambda level: 0.0 < level < 1.0,
-        compress,
-    ),
-)

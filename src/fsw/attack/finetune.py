@@ -9,17 +9,11 @@ the attacker's split; optimizer, learning rate and batch size come from `cfg.att
 
 from __future__ import annotations
 
-from functools import partial
-
 from omegaconf import DictConfig
 from torch import nn
 
-from fsw.attacks.base import Attack, is_whole
 from fsw.config import make_trainer
 from fsw.data import Split
-
-EPOCHS = "the number of epochs over the attacker's data, a positive integer"
-
 
 def finetune(
     net: nn.Module,
@@ -46,22 +40,3 @@ def finetune(
         "trained_parameters": sum(p.numel() for p in trained.parameters()),
     }
 
-
-def accepts_epochs(level: float) -> bool:
-    return level >= 1 and is_whole(level)
-
-
-ATTACKS = tuple(
-    Attack(
-        name,
-        EPOCHS,
-        accepts_epochs,
-        partial(finetune, reinitialise_last=reinit, train_all=train_all),
-    )
-    for name, reinit, train_all in (
-        ("ftll", False, False),
-        ("ftal", False, True),
-        ("rtll", True, False),
-        ("rtal", True, True),
-    )
-)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from fsw.attacks.base import Attack, is_whole
 from fsw.inference import accuracy
 from fsw.data import Split
 from fsw.keygen import generate_key
@@ -48,13 +47,3 @@ def overwrite(net: nn.Module, level: float, cfg: DictConfig, data: Split) -> tup
         "attacker_embed_epochs": info["epochs"],
         "attacker_key_pool": diagnostics["pool_size"],
     }
-
-
-ATTACKS = (
-    Attack(
-        "overwrite",
-        "the attacker's key size, a positive even integer",
-        lambda level: level >= 2 and is_whole(level) and int(level) % 2 == 0,
-        overwrite,
-    ),
-)

@@ -15,11 +15,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from fsw.attacks.base import Attack, is_whole, weight_parameters
+from fsw.attack import FLOAT16_BITS
 from fsw.data import Split
+from fsw.networks import weight_parameters
 
-FLOAT16_BITS = 16
-INTEGER_BITS = range(2, 9)
 
 
 def uniform_per_channel(weight: torch.Tensor, bits: int) -> torch.Tensor:
@@ -53,14 +52,3 @@ def quantize(net: nn.Module, level: float, cfg: DictConfig, data: Split) -> tupl
         "max_levels_per_channel": most,
         "bits_used": math.ceil(math.log2(most)),
     }
-
-
-ATTACKS = (
-    Attack(
-        "quantize",
-        f"the bits per weight: {FLOAT16_BITS} (float16) or "
-        f"{INTEGER_BITS.start}..{INTEGER_BITS.stop - 1} (integer grid)",
-        lambda level: is_whole(level) and (level == FLOAT16_BITS or int(level) in INTEGER_BITS),
-        quantize,
-    ),
-)

@@ -1,5 +1,5 @@
-"""Figures of the report's categories (attacks, extraction, embedding, key errors), in the one style of
-`fsw.plots` (`themed`, `save`, `facets`, `figure_legend`, `eps_palette`): PNG and SVG.
+"""Figures of marked models: embedding's accuracy cost, robustness to each attack, extraction, and
+every model's key errors.
 
 Each function takes a table of `fsw.report` (or the annotated records of `fsw.stats.annotate`) and
 draws it; none computes a statistic of its own beyond means over seeds and keys.
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from fsw import stats
-from fsw.plots import eps_label, eps_palette, facets, figure_legend, save, themed
+from fsw.figures.style import eps_label, eps_palette, facets, figure_legend, save, themed
 
 LINESTYLES = ("-", "--", "-.", ":")  # one per key size
 THRESHOLD_STYLES = ("--", "-.", (0, (5, 1, 1, 1, 1, 1)))  # the paper's boundary, one per key size

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from omegaconf import DictConfig
 from torch import nn
 from torch.nn.utils import prune
 
-from fsw.attacks.base import Attack, weight_parameters
 from fsw.data import Split
-
-SPARSITY = "the fraction of weights set to zero, in [0, 1)"
-
+from fsw.networks import weight_parameters
 
 def prune_weights(
     net: nn.Module, level: float, cfg: DictConfig, data: Split, *, global_threshold: bool
@@ -40,22 +35,3 @@ def prune_weights(
         "layer_sparsity": {name: zeros[name] / sizes[name] for name in zeros},
     }
 
-
-def accepts_sparsity(level: float) -> bool:
-    return 0.0 <= level < 1.0
-
-
-ATTACKS = (
-    Attack(
-        "prune_global",
-        SPARSITY + ", one threshold over all layers",
-        accepts_sparsity,
-        partial(prune_weights, global_threshold=True),
-    ),
-    Attack(
-        "prune_layer",
-        SPARSITY + " in every layer",
-        accepts_sparsity,
-        partial(prune_weights, global_threshold=False),
-    ),
-)

@@ -1,0 +1,155 @@
+"""Each claim of the paper (Le Merrer et al. 2020) beside what the run measured (`paper_vs_fsw`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fsw import stats
+from fsw.report.attacks import ATTACK_FAMILIES, NO, UNDETERMINED, YES, judged
+from fsw.report.tables import summary
+
+PAPER_MAX_DROP_POINTS = 0.5  # test accuracy lost by embedding on MNIST, in percentage points
+PAPER_KEY_SIZE, PAPER_Z, PAPER_THETA = 100, 0.05, 42
+
+
+AGREES, PARTLY, DISAGREES = "agrees", "partly", "disagrees"
+
+
+def _claim(claim: str, paper: str, fsw: str, verdict: str, explanation: str = "") -> dict:
+    return {"claim": claim, "paper": paper, "fsw": fsw, "verdict": verdict, "explanation": explanation}
+
+
+def claim_embedding_cost(drops: pd.DataFrame, embedding: pd.DataFrame) -> dict:
+    """drops: `summary(records)` (acc_drop per key); embedding: `embedding_table` (epochs, may be empty)."""
+    claim, paper = "embedding costs little test accuracy", f"≤ {PAPER_MAX_DROP_POINTS:g} points on MNIST"
+    if drops.empty:
+        return _claim(claim, paper, "no marked model beside its source", UNDETERMINED)
+    points = 100 * drops.acc_drop
+    worst = drops.loc[points.idxmax()]
+    fsw = (f"mean {points.mean():.2f}, worst {points.max():.2f} points ({worst.network}, ε = {worst.eps:g}, "
+           f"l = {worst.key_size}) over {len(drops)} keys")
+    if points.max() <= PAPER_MAX_DROP_POINTS:
+        return _claim(claim, paper, fsw, AGREES)
+    verdict = PARTLY if points.mean() <= PAPER_MAX_DROP_POINTS else DISAGREES
+    by_eps = points.groupby(drops.eps).mean()
+    epochs = embedding.set_index(["network", "seed", "eps", "key_size"]).epochs_used if len(embedding) else None
+    if len(by_eps) > 1 and by_eps.iloc[-1] > by_eps.iloc[0] and worst.eps == by_eps.index.max():
+        explanation = (f"The drop grows with ε (mean {by_eps.iloc[0]:.2f} points at ε = {by_eps.index[0]:g}, "
+                       f"{by_eps.iloc[-1]:.2f} at ε = {by_eps.index[-1]:g}): key items made with a larger FGSM "
+                       f"step lie farther from the frontier, so stitching them bends it more.")
+    elif epochs is not None and epochs.get((worst.network, worst.seed, worst.eps, worst.key_size)) == epochs.max():
+        explanation = (f"The worst key needed {int(epochs.max())} embedding epochs, the most of any key: the "
+                       f"longer the fine-tuning on the key, the more test accuracy it cost.")
+    else:
+        explanation = ("The drop follows neither ε nor the length of embedding in this sweep; the embedding "
+                       "table lists every key.")
+    return _claim(claim, paper, fsw, verdict, explanation)
+
+
+def claim_detection(decisions: pd.DataFrame, embedding: pd.DataFrame) -> dict:
+    claim = f"a marked model is detected with l = {PAPER_KEY_SIZE} at z = {PAPER_Z:g}"
+    paper = f"θ = {PAPER_THETA}; the marked model is detected"
+    marked = judged(decisions)
+    marked = marked[marked.attack == "none"]
+    theta = stats.binomial_threshold(PAPER_KEY_SIZE, PAPER_Z)
+    recorded = marked[(marked.key_size == PAPER_KEY_SIZE) & np.isclose(marked.z, PAPER_Z)].theta.unique()
+    source = (f"θ = {int(recorded[0])} in the records of l = {PAPER_KEY_SIZE}" if len(recorded) == 1
+              else f"θ = {theta} from fsw's threshold (no key of l = {PAPER_KEY_SIZE} at z = {PAPER_Z:g} in this sweep)")
+    detected, n = int(marked.detected_paper.sum()), len(marked)
+    fsw = (f"{source}; {detected} of {n} marked models detected by the paper's rule "
+           f"(key errors {int(marked.key_errors.min())}-{int(marked.key_errors.max())})")
+    thetas = {int(t) for t in recorded} or {theta}
+    if thetas != {PAPER_THETA}:
+        return _claim(claim, paper, fsw, DISAGREES,
+                      f"fsw's θ is the largest integer with P[Binomial(l, 1/2) ≤ θ − 1] < z, which gives "
+                      f"{sorted(thetas)} here.")
+    if detected == n:
+        return _claim(claim, paper, fsw, AGREES)
+    missed = marked[~marked.detected_paper]
+    errors = f"{int(missed.key_errors.min())}-{int(missed.key_errors.max())}"
+    unstitched = int((~embedding.stitched.astype(bool)).sum()) if len(embedding) else 0
+    if unstitched:
+        explanation = (f"{unstitched} key(s) were not fully stitched when embedding reached its epoch limit, so "
+                       f"their marked models still err on {errors} key items.")
+    elif len(embedding):
+        explanation = (f"The undetected marked models err on {errors} key items although embedding reported every "
+                       f"key stitched: verification and embedding disagree on these models.")
+    else:
+        explanation = f"The undetected marked models err on {errors} key items (no embedding metrics to tell why)."
+    return _claim(claim, paper, fsw, PARTLY if detected else DISAGREES, explanation)
+
+
+def claim_robustness(family: str, mark_lost: pd.DataFrame, ruin_points: float) -> dict:
+    attacks = ATTACK_FAMILIES[family]
+    claim = f"the mark survives {family} ({', '.join(attacks)}) until the model is ruined"
+    paper = "survives until test accuracy collapses"
+    rows = mark_lost[mark_lost.attack.isin(attacks)]
+    if rows.empty:
+        return _claim(claim, paper, f"no {family} attack in this sweep", UNDETERMINED)
+
+    def counts(name: str) -> str:
+        answers = rows[f"lost_before_ruin_{name}"].value_counts()
+        return ", ".join(f"{answers.get(a, 0)} {a}" for a in (YES, NO, UNDETERMINED))
+
+    fsw = (f"lost before a {ruin_points:g}-point fall, over {len(rows)} key × attack cases: paper's rule "
+           f"{counts('paper')}; recommended rule {counts('default')}")
+    answers = rows.lost_before_ruin_paper
+    lost = rows[answers == YES]
+    if lost.empty and (answers == NO).any():
+        return _claim(claim, paper, fsw, AGREES)
+    if lost.empty:
+        return _claim(claim, paper, fsw, UNDETERMINED,
+                      f"The sweep's levels ({'; '.join(sorted(set(rows.attack + ': ' + rows.levels)))}) neither "
+                      f"removed the mark nor cost {ruin_points:g} points of accuracy; stronger levels "
+                      f"(config/paper.yaml) are needed to answer.")
+    verdict = DISAGREES if len(lost) == len(rows) else PARTLY
+    where = "; ".join(f"{r.attack} at {r.lost_paper} ({r.network}, ε = {r.eps:g})" for r in lost.itertuples())
+    held = set(rows.attack[answers != YES])
+    if family == "fine-tuning" and "ftll" in held and not set(lost.attack) & {"ftll"}:
+        why = ("training more than the last layer, or a re-initialised one, on the attacker's own data moved the "
+               "frontier back over the key while fine-tuning the last layer alone did not")
+    else:
+        why = f"the mark fell while test accuracy was still within {ruin_points:g} points of the marked model's"
+    return _claim(claim, paper, fsw, verdict, f"Under the paper's rule, {where}: {why}.")
+
+
+def claim_false_positives(decisions: pd.DataFrame, rules: pd.DataFrame, z: float) -> dict:
+    claim = "an unmarked model is called marked with probability below z"
+    paper = f"FPR ≤ z = {z:g} (each key item a fair coin for an unmarked model)"
+    nulls = decisions[decisions.role == stats.NULL]
+    row = rules.set_index("rule").loc[stats.PAPER_RULE] if len(rules) else None
+    if nulls.empty or row is None or not row.n_null:
+        return _claim(claim, paper, "no null model in this sweep", UNDETERMINED)
+    default = rules.set_index("rule").loc[decisions.decision_rule.iloc[0]]
+    fsw = (f"paper's rule: FPR {row.fpr:.1%} [{row.fpr_low:.1%}, {row.fpr_high:.1%}] over {int(row.n_null)} "
+           f"null-model verifications; recommended rule ({default.name}): {default.fpr:.1%}")
+    if row.fpr <= z:
+        return _claim(claim, paper, fsw, AGREES)
+    if row.fpr_low <= z:
+        return _claim(claim, paper, fsw, UNDETERMINED,
+                      "The FPR is above z but its 95% interval still reaches z: more null models are needed.")
+    true_items = stats.true_adv_items(nulls)
+    true_acc = float((1.0 - nulls.key_errors_true_adv / true_items).mean())
+    false_acc = float((1.0 - nulls.key_errors_false_adv / (nulls.key_size - true_items)).mean())
+    if false_acc >= true_acc:  # which kind of key item lifts null models' key accuracy above 1/2 more
+        explanation = (f"Null models answer {false_acc:.0%} of the false adversaries and {true_acc:.0%} of the true "
+                       f"ones with the key's labels, not 50%: false adversaries are images every good model "
+                       f"still classifies correctly, so unmarked models agree with most of the key.")
+    else:
+        explanation = (f"Null models answer {true_acc:.0%} of the true adversaries and {false_acc:.0%} of the false "
+                       f"ones with the key's labels, not 50%: FGSM adversaries transfer between models.")
+    return _claim(claim, paper, fsw, DISAGREES, explanation)
+
+
+def paper_vs_fsw(records: pd.DataFrame, decisions: pd.DataFrame, embedding: pd.DataFrame, mark_lost: pd.DataFrame,
+                 rules: pd.DataFrame, z: float, ruin_points: float) -> pd.DataFrame:
+    """Each claim of the paper beside what this run measured: verdict agrees / partly / disagrees /
+    undetermined, and for a deviation one sentence picked by conditions on the measurements."""
+    rows = [claim_embedding_cost(summary(records), embedding), claim_detection(decisions, embedding)]
+    rows += [claim_robustness(family, mark_lost, ruin_points) for family in ATTACK_FAMILIES]
+    rows.append(claim_false_positives(decisions, rules, z))
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
