@@ -53,11 +53,23 @@ def test_the_cnns_fast_layout_computes_the_keras_networks_function_and_gradients
     assert all(p.is_contiguous() for p in fast.parameters())  # torch.nn.utils.prune flattens with .view
 
 
-def test_registry_has_the_papers_networks():
-    assert set(NETWORKS) == {"mlp", "cnn", "irnn"}
+def test_registry_has_the_papers_networks_and_the_null_architectures():
+    assert set(NETWORKS) == {"mlp", "cnn", "irnn", "lenet5", "small_cnn"}
 
 
-@pytest.mark.parametrize("arch", [{"name": "resnet"}, {"name": "mlp", "depth": 3}, {"name": "irnn", "mode": "cols"}])
+@pytest.mark.parametrize("arch,parameters", [
+    ({"name": "mlp", "depth": 0}, 784 * 10 + 10),  # a linear model
+    ({"name": "mlp", "hidden": 128, "depth": 1}, 784 * 128 + 128 + 128 * 10 + 10),
+    ({"name": "lenet5"}, (6 * 25 + 6) + (16 * 6 * 25 + 16) + (400 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)),
+    ({"name": "small_cnn"}, (16 * 9 + 16) + (32 * 16 * 9 + 32) + (800 * 64 + 64) + (64 * 10 + 10)),
+])
+def test_null_architectures(arch, parameters):
+    net = build_network(arch)
+    assert sum(p.numel() for p in net.parameters()) == parameters
+    assert net(torch.rand(3, 1, 28, 28)).shape == (3, 10) and hasattr(net, "classifier")
+
+
+@pytest.mark.parametrize("arch", [{"name": "resnet"}, {"name": "mlp", "width": 3}, {"name": "irnn", "mode": "cols"}, {"name": "mlp", "depth": -1}])
 def test_bad_arch_is_a_clear_error(arch):
     with pytest.raises(ModelFileError, match="network"):
         build_network(arch)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,6 +13,7 @@ from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
 from fsw.errors import ConfigError
+from fsw.grid import config_dir
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +29,6 @@ STAGES = {
     "extract": "fsw.extract",
     "figure1": "fsw.figure1",  # Figure 1: the frontier before and after stitching, on a 2-D problem
 }
-
-
-def config_dir() -> Path:
-    """The Hydra config tree: `FSW_CONFIG_DIR`, else `config/hydra` of the fsw checkout."""
-    override = os.environ.get("FSW_CONFIG_DIR")
-    path = Path(override) if override else Path(__file__).resolve().parents[2] / "config" / "hydra"
-    if not path.is_dir():
-        raise ConfigError(f"Hydra config folder not found: {path} (set FSW_CONFIG_DIR)")
-    return path
 
 
 def compose(stage: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

@@ -1,4 +1,7 @@
-"""The paper's three MNIST networks, as in the Keras examples it used, and a name -> class registry."""
+"""The paper's three MNIST networks, as in the Keras examples it used, the other architectures of the
+null-model populations (LeNet-5, a small CNN; the MLP also gives linear models and other widths and
+depths), and a name -> class registry. Every network's last layer is `classifier`, which the
+fine-tuning attacks retrain."""
 
 from __future__ import annotations
 
@@ -13,20 +16,20 @@ INPUT_SHAPE = (1, 28, 28)
 
 
 class MLP(nn.Module):
-    """Keras `mnist_mlp`: 784-512-512-10, ReLU, dropout 0.2."""
+    """Keras `mnist_mlp`: 784-512-512-10, ReLU, dropout 0.2; `depth` hidden layers of `hidden` units
+    (depth 0: a linear model, multinomial logistic regression)."""
 
-    def __init__(self, hidden: int = 512, dropout: float = 0.2):
+    def __init__(self, hidden: int = 512, dropout: float = 0.2, depth: int = 2):
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(28 * 28, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-        )
-        self.classifier = nn.Linear(hidden, NUM_CLASSES)
+        if depth < 0:
+            raise ValueError(f"MLP depth must be >= 0, got {depth}")
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = 28 * 28
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
+            width = hidden
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(width, NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
@@ -103,8 +106,41 @@ def weight_parameters(net: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(name, param) for name, param in net.named_parameters() if param.dim() > 1]
 
 
-NETWORKS: dict[str, type[nn.Module]] = {"mlp": MLP, "cnn": CNN, "irnn": IRNN}
-assert tuple(NETWORKS) == grid.NETWORKS, "fsw.grid.NETWORKS names the networks built here"
+class LeNet5(nn.Module):
+    """LeCun et al. (1998) as usually written today: conv6 5x5 (padded) - pool - conv16 5x5 - pool -
+    dense 120 - 84 - 10, ReLU and max-pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            ChannelsLastConv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            ChannelsLastConv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+        )
+        self.classifier = nn.Linear(84, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class SmallCNN(nn.Module):
+    """A CNN of another shape than the paper's: conv16 3x3 - pool - conv32 3x3 - pool - dense 64 - 10."""
+
+    def __init__(self, width: int = 16, dense: int = 64):
+        super().__init__()
+        self.features = nn.Sequential(
+            ChannelsLastConv2d(1, width, 3), nn.ReLU(), nn.MaxPool2d(2),
+            ChannelsLastConv2d(width, 2 * width, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(2 * width * 5 * 5, dense), nn.ReLU(),
+        )
+        self.classifier = nn.Linear(dense, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+NETWORKS: dict[str, type[nn.Module]] = {"mlp": MLP, "cnn": CNN, "irnn": IRNN, "lenet5": LeNet5, "small_cnn": SmallCNN}
+assert tuple(NETWORKS) == grid.ARCHITECTURES, "fsw.grid.ARCHITECTURES names the networks built here"
 
 
 def build_network(arch: dict) -> nn.Module:

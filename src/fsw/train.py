@@ -1,4 +1,5 @@
-"""Stage `train`: train one of the paper's networks on the owner's data."""
+"""Stage `train`: train a network on the owner's data (key sources, calibration models) or the
+attacker's (held-out null models)."""
 
 from __future__ import annotations
 
@@ -25,24 +26,27 @@ def run(cfg: DictConfig) -> dict:
     net = build_network(arch)
     module = Classifier.for_network(net, cfg.network)
     trainer = network_trainer(cfg)
+    data = getattr(splits, cfg.split)
     trainer.fit(
         module,
-        splits.owner.loader(cfg.batch_size, shuffle=True, seed=cfg.seed),
+        data.loader(cfg.batch_size, shuffle=True, seed=cfg.seed),
         splits.val.loader(INFERENCE_BATCH),
     )
     net = module.net.cpu().eval()
     metrics = {
-        "network": arch["name"],
+        "network": cfg.network.name,
+        "architecture": arch["name"],
         "seed": int(cfg.seed),
         "epochs": int(trainer.current_epoch),
         "precision": trainer.precision,
-        "train_size": len(splits.owner),
+        "split": cfg.split,
+        "train_size": len(data),
         "val_acc": accuracy(net, splits.val.x, splits.val.y),
         "test_acc": accuracy(net, splits.test.x, splits.test.y),
         "wall_time_s": round(time.perf_counter() - started, 3),
     }
-    log.info("trained %s: test accuracy %.4f", arch["name"], metrics["test_acc"])
-    meta = {"kind": "base", "network": arch["name"], "seed": int(cfg.seed)}
+    log.info("trained %s: test accuracy %.4f", cfg.network.name, metrics["test_acc"])
+    meta = {"kind": "base", "network": cfg.network.name, "seed": int(cfg.seed), "split": cfg.split}
     save_model(cfg.model_out, net, arch, {**meta, **test_accuracy_meta(metrics["test_acc"], splits.test.y)})
     write_json(cfg.metrics_out, metrics)
     return metrics
