@@ -5,8 +5,6 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
-from fsw.validate import check_sweep
-
 min_version("9.0")
 
 
@@ -14,7 +12,6 @@ configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 
 validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
-check_sweep(config)  # the Hydra overrides inside the grid, range-checked before any job runs
 
 report: "workflow/report/workflow.rst"
 

@@ -23,7 +23,7 @@ import httpx
 import torch
 
 from fsw.io import load_model, save_model, write_json
-from fsw.keygen import Key, load_key
+from fsw.key import Key, load_key
 from fsw.networks import build_network
 from fsw.oracle.client import LocalOracle, RemoteOracle
 from fsw.oracle.wire import encode_images

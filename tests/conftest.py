@@ -47,12 +47,32 @@ def trained_mlp(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mlp_key(trained_mlp, tmp_path_factory) -> Path:
+def reference_models(tmp_path_factory) -> list[Path]:
+    """Four small unmarked models of two families (linear, a narrow MLP): a key's calibration."""
+    from fsw import train
+
+    paths = []
+    for network in ("linear", "mlp_small"):
+        for seed in (2, 3):
+            out = tmp_path_factory.mktemp(f"{network}{seed}")
+            train.run(tiny("train", f"network={network}", "network.epochs=2", f"seed={seed}",
+                           f"model_out={out}/model.pt", f"metrics_out={out}/metrics.json"))
+            paths.append(out / "model.pt")
+    return paths
+
+
+@pytest.fixture(scope="session")
+def mlp_key(trained_mlp, reference_models, tmp_path_factory) -> Path:
+    """A transfer-strategy key of 20 items made from the MLP: selected against two of the reference
+    models, calibrated on the other two."""
     from fsw import keygen
 
     out = tmp_path_factory.mktemp("key")
-    keygen.run(tiny("keygen", f"model_in={trained_mlp}", "keygen.eps=0.1", "keygen.size=20",
-                  f"key_out={out}/key.pt", f"report_out={out}/keygen.json"))
+    selection, calibration = reference_models[0::2], reference_models[1::2]
+    keygen.run(tiny("keygen", f"model_in={trained_mlp}", "keygen.eps=0.1", "keygen.size=20", "keygen.strategy=transfer",
+                    f"selection_in=[{','.join(map(str, selection))}]",
+                    f"calibration_in=[{','.join(map(str, calibration))}]",
+                    f"key_out={out}/key.pt", f"report_out={out}/keygen.json"))
     return out / "key.pt"
 
 

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from fsw.grid import network_options
 from fsw.config import STAGES, compose
 from fsw.errors import ConfigError
 from fsw.validate import RULES, check_config, check_sweep, problems
@@ -137,6 +138,20 @@ def test_sweep_overrides_are_range_checked():
     assert "overrides.train: network.epochs=0" in message and "overrides.data: data.attacker_size=-5" in message
 
 
+def test_populations_must_name_known_networks_and_never_share_a_model():
+    config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    config["heldout"].append({"split": "owner", "seeds": [2], "networks": ["mlp", "lenet"]})
+    with pytest.raises(ConfigError) as info:
+        check_sweep(config)
+    message = str(info.value)
+    assert "unknown network 'lenet' (did you mean 'lenet5'?)" in message
+    assert "model owner/mlp/2 is also in reference.calibration" in message
+    config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    config["heldout"].append({"split": "owner", "seeds": [0], "networks": ["irnn"]})
+    with pytest.raises(ConfigError, match="owner/irnn/0 is also in the key sources"):
+        check_sweep(config)
+
+
 def test_extraction_and_remote_eps_must_be_among_the_sweeps():
     config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
     config["extraction"]["eps"] = [0.3]
@@ -146,8 +161,6 @@ def test_extraction_and_remote_eps_must_be_among_the_sweeps():
     assert "extraction.eps [0.3]" in str(info.value) and "remote.eps [0.5]" in str(info.value)
 
 
-@pytest.mark.skipif("check_sweep" not in (REPO / "Snakefile").read_text(),
-                    reason="the Snakefile does not call fsw.validate.check_sweep(config) (yet)")
 def test_bad_sweep_override_fails_in_snakemake(tmp_path):
     configfile = tmp_path / "bad.yaml"
     configfile.write_text(yaml.safe_dump({"overrides": {"train": ["network.epochs=0"]}}))
@@ -203,9 +216,13 @@ BAD_VALUES = [
     ("train", "data.root=''", "data.root"),
     ("train", "trainer.limit_train_batches=0", "trainer.limit_train_batches"),
     ("train", "model_out=''", "model_out"),
-    ("verify", "z=1.5", "z"),
-    ("verify", "z=0", "z"),
-    ("verify", "z=-0.05", "z"),
+    ("verify", "decision.z=1.5", "decision.z"),
+    ("verify", "decision.z=0", "decision.z"),
+    ("verify", "decision.z=-0.05", "decision.z"),
+    ("verify", "decision.rule=majority", "decision.rule"),
+    ("keygen", "keygen.strategy=random", "keygen.strategy"),
+    ("train", "split=test", "split"),
+    ("train", "network.augment.kind=mixup", "network.augment.kind"),
     ("verify", "batch_size=0", "batch_size"),
     ("verify", "remote.timeout_s=0", "remote.timeout_s"),
     ("verify", "remote.retries=-1", "remote.retries"),
@@ -260,9 +277,9 @@ def test_every_problem_is_reported_at_once(tmp_path):
 
 
 @pytest.mark.parametrize("stage,overrides", [
-    ("train", ["network=mlp"]), ("train", ["network=cnn"]), ("train", ["network=irnn"]),
+    *(("train", [f"network={option}"]) for option in network_options()),
     ("keygen", []), ("embed", []), ("verify", []),
-    ("report", ["records=[a.json,b.json]", "table_csv=t.csv", "table_md=t.md"]),
+    ("report", ["records=[a.json,b.json]", "table_csv=t.csv", "table_md=t.md", "tables_dir=t", "plot_dir=p"]),
     ("attack", ["model_in=m.pt", "model_out=a.pt", "metrics_out=a.json", "attack=prune_global",
                 "attack.level=0.5"]),
     ("extract", ["victim_in=m.pt", "model_out=s.pt", "metrics_out=s.json"]),
@@ -279,8 +296,8 @@ def test_shipped_stage_configs_are_valid(tmp_path, stage, overrides):
 def test_every_rule_names_a_real_config_key(tmp_path):
     """No rule is dead: each dotted key exists in at least one stage's composed config."""
     configs = [compose(stage, [p.format(tmp=tmp_path) for p in PATHS.get(stage, [])] + extra)
-               for stage, extra in [("train", ["network=mlp"]), ("train", ["network=cnn"]),
-                                    ("train", ["network=irnn"]), ("keygen", []), ("embed", []),
+               for stage, extra in [*(("train", [f"network={option}"]) for option in network_options()),
+                                    ("keygen", []), ("embed", []),
                                     ("verify", []), ("report", [])]]
     for stage in ("serve", "extract", "figure1"):
         if stage in STAGES:

@@ -13,7 +13,7 @@ import torch
 
 from fsw import embed, keygen, train, verify
 from fsw.io import read_json
-from fsw.keygen import load_key
+from fsw.key import load_key
 from tests.conftest import tiny
 
 CPU = ["trainer.accelerator=cpu"]

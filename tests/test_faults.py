@@ -25,7 +25,7 @@ import yaml
 from fsw import io as fsw_io
 from fsw.attack import ATTACKS
 from fsw.io import atomic_write, load_model, read_json, save_model, torch_save, write_json
-from fsw.keygen import load_key, save_key
+from fsw.key import load_key, save_key
 from fsw.networks import build_network
 from tests.conftest import REPO, TINY_DATA
 from tests.test_safety import leaked_key_values, small_key
@@ -205,9 +205,11 @@ MINI_SWEEP = {
     "results": "results",
     "networks": ["mlp"],
     "seeds": [0],
-    "null_seeds": [],
     "eps": [0.1],
     "key_sizes": [20],
+    "strategies": ["paper"],
+    "reference": {"selection": [], "calibration": []},
+    "heldout": [],
     # --configfile merges mappings into config/config.yaml: each default attack is emptied by name.
     "attacks": {name: [] for name in ATTACKS if name != "none"},
     "overrides": {
@@ -224,8 +226,8 @@ MINI_SWEEP = {
 
 # The targets: one key's chain, train -> keygen -> embed -> verify (marked and unmarked). Not `all`,
 # which adds the default sweep's extraction and remote verification.
-VERIFY = "results/verify/mlp/s0/eps0.1/l20"
-TARGETS = [f"{VERIFY}/marked/none/0.json", f"{VERIFY}/unmarked/mlp/s0.json"]
+VERIFY = "results/verify/mlp/s0/eps0.1/l20/paper"
+TARGETS = [f"{VERIFY}/marked/none/0.json", f"{VERIFY}/source.json"]
 
 
 def snakemake_command(workdir: Path, *args: str) -> list[str]:
@@ -257,7 +259,7 @@ def killed_run(tmp_path_factory):
     (hook / "sitecustomize.py").write_text(HANG_HOOK)
     flag = workdir / "hanging.pid"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")])),
-           "FSW_TEST_HANG_BEFORE_REPLACING": "results/train/mlp/s0/metrics.json",
+           "FSW_TEST_HANG_BEFORE_REPLACING": "results/train/owner/mlp/s0/metrics.json",
            "FSW_TEST_HANG_FLAG": str(flag)}
     with open(workdir / "killed.log", "w") as log:
         run = subprocess.Popen(snakemake_command(workdir), env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -285,7 +287,7 @@ def killed_run(tmp_path_factory):
 @pytest.mark.e2e
 def test_sigkill_mid_write_then_rerun_then_nothing_to_do(killed_run):
     workdir, hanging = killed_run
-    models = workdir / "results" / "train" / "mlp" / "s0"
+    models = workdir / "results" / "train" / "owner" / "mlp" / "s0"
     assert not alive(hanging), "the killed job's process survived"
 
     # 1. The kill left no output Snakemake takes as complete.
@@ -297,7 +299,7 @@ def test_sigkill_mid_write_then_rerun_then_nothing_to_do(killed_run):
     dry = snakemake(workdir, "-n")
     output = dry.stdout + dry.stderr
     assert dry.returncode != 0 and "incomplete" in output.lower(), output[-3000:]
-    assert "results/train/mlp/s0/model.pt" in output, output[-3000:]
+    assert "results/train/owner/mlp/s0/model.pt" in output, output[-3000:]
     assert not (workdir / "results" / "keygen").exists()  # nothing downstream ran on the incomplete model
 
     # 2. Rerunning finishes the sweep. A killed Snakemake leaves its lock behind: the documented
@@ -320,7 +322,7 @@ def test_sigkill_mid_write_then_rerun_then_nothing_to_do(killed_run):
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
 
     # 4. The jobs' logs name the key by hash only.
-    key = load_key(workdir / "results" / "keygen" / "mlp" / "s0" / "eps0.1" / "l20" / "key.pt")
+    key = load_key(workdir / "results" / "keygen" / "mlp" / "s0" / "eps0.1" / "l20" / "paper" / "key.pt")
     logs = {p: p.read_text() for p in (workdir / "results" / "logs").rglob("*.log")}
     assert len(logs) >= 4 and any("verify" in str(p) for p in logs)
     for path, text in logs.items():

@@ -71,7 +71,7 @@ def test_moons_are_seeded_balanced_and_in_the_unit_square():
 def test_stitching_data_takes_points_as_well_as_images():
     from fsw.data import Split
     from fsw.embed import stitching_data
-    from fsw.keygen import Key
+    from fsw.key import Key
 
     def key(inputs):
         n = len(inputs)

@@ -3,7 +3,9 @@ import torch
 
 from fsw.errors import KeyFileError, KeygenError
 from fsw.io import load_model
-from fsw.keygen import fgsm, find_candidates, generate_key, load_key, save_key
+from fsw.key import load_key, save_key
+from fsw.adversarial import fgsm
+from fsw.keygen import find_candidates, generate_key
 from fsw.networks import build_network
 
 
@@ -97,3 +99,74 @@ def test_bad_key_size(size):
     with pytest.raises(KeygenError, match="even"):
         generate_key(net, torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long), torch.arange(4),
                      size=size, eps=0.1, seed=0, pool_size=4)
+
+
+# --- the transfer strategy and the calibration a key ships with -----------------------------------
+
+def test_transfer_key_items_are_what_their_flags_say(trained_mlp, reference_models, mlp_key):
+    from fsw.inference import predict
+
+    key = load_key(mlp_key)
+    source, _, _ = load_model(trained_mlp)
+    answers = predict(source, key.inputs)
+    assert key.meta["strategy"] == "transfer" and len(key) == 20 and int(key.is_true_adversary.sum()) == 10
+    # the source flips exactly the true adversaries and keeps the false ones
+    assert torch.equal(answers != key.labels, key.is_true_adversary)
+    # every item lies within eps of the training image it was made from
+    from fsw.data import load_mnist
+
+    train, _ = load_mnist(__import__("os").environ["FSW_DATA_ROOT"])
+    assert (key.inputs - train.x[key.source_indices]).abs().max() <= key.eps + 1e-6
+    # the selection models (the first of each family) were fooled on the items they were picked against
+    for path in reference_models[0::2]:
+        net, _, _ = load_model(path)
+        assert (predict(net, key.inputs) == key.labels).float().mean() <= 0.25
+
+
+def test_key_ships_its_calibration(mlp_key, reference_models):
+    from fsw.inference import predict
+
+    key = load_key(mlp_key)
+    calibration = key.calibration
+    assert calibration.key_hash == key.hash and calibration.matches.shape == (2, 20)
+    assert calibration.families == ("linear", "mlp_small") and calibration.models[0].endswith("/linear/s3")
+    for row, path in zip(calibration.matches, reference_models[1::2]):
+        net, _, _ = load_model(path)
+        assert torch.equal(row, predict(net, key.inputs) == key.labels)
+
+
+def test_a_calibration_from_another_key_is_refused(mlp_key, tmp_path):
+    import dataclasses
+
+    from fsw.key import Calibration, Key, key_payload
+    from fsw.io import torch_save
+
+    key = load_key(mlp_key)
+    other = dataclasses.replace(key.calibration, key_hash="f" * 64)
+    torch_save(tmp_path / "k.pt", key_payload(Key(**{**key.__dict__, "calibration": other})))
+    with pytest.raises(KeyFileError, match="belongs to another key"):
+        load_key(tmp_path / "k.pt")
+    # ...and a calibration changed after keygen wrote it
+    payload = key_payload(key)
+    payload["calibration"]["matches"] = ~payload["calibration"]["matches"]
+    torch_save(tmp_path / "k2.pt", payload)
+    with pytest.raises(KeyFileError, match="modified after keygen"):
+        load_key(tmp_path / "k2.pt")
+    assert isinstance(key.calibration, Calibration)
+
+
+def test_a_vacuous_key_is_refused(trained_mlp, reference_models, marked_mlp, tmp_path):
+    """A key whose items the reference models all answer with its labels proves nothing: keygen says
+    so and writes no key. Here the 'reference' is the marked model of this very key (the same
+    settings and seed give the same key), which answers every item as a marked model does."""
+    from fsw import keygen
+    from tests.conftest import tiny
+
+    overrides = [f"model_in={trained_mlp}", "keygen.eps=0.1", "keygen.size=20", "keygen.strategy=transfer",
+                 f"selection_in=[{reference_models[0]},{reference_models[2]}]", f"calibration_in=[{marked_mlp}]",
+                 f"key_out={tmp_path}/k.pt", f"report_out={tmp_path}/k.json"]
+    with pytest.raises(KeygenError, match="cannot prove anything.*family_binomial"):
+        keygen.run(tiny("keygen", *overrides))
+    assert not (tmp_path / "k.pt").exists() and not (tmp_path / "k.json").exists()
+    keygen.run(tiny("keygen", *overrides, "keygen.vacuous=warn"))  # kept on request, with threshold 0
+    assert __import__("json").loads((tmp_path / "k.json").read_text())["threshold"] == 0

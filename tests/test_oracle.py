@@ -170,15 +170,18 @@ def test_remote_verification_equals_local(
         "key_errors",
         "key_errors_true_adv",
         "key_errors_false_adv",
-        "theta",
-        "p_value",
-        "marked",
+        "answers",
+        "decision",
+        "paper_binomial",
+        "rules",
         "test_acc",
         "key_hash",
         "suspect_network",
     ]
     assert {k: remote[k] for k in decision} == {k: local[k] for k in decision}
-    assert local["marked"] == (suspect == "marked")
+    assert set(remote["decision"]) == {"rule", "marked", "p_value", "threshold", "calibration_hash"}
+    assert remote["decision"]["rule"] == "family_binomial" and remote["decision"]["calibration_hash"]
+    assert local["paper_binomial"]["marked"] == (suspect == "marked")
     assert remote["queries"] == local["queries"] * (1 + decoys) == 20 * (1 + decoys)
     assert json.loads((tmp_path / "remote.json").read_text())["queries"] == remote["queries"]
 
@@ -186,7 +189,8 @@ def test_remote_verification_equals_local(
 def test_remote_verification_needs_no_model_file(server, mlp_key, tmp_path):
     record = verify.run(tiny("verify", "model_in=null", f"key_in={mlp_key}", f"out={tmp_path}/r.json",
                              f"remote.url={server}", "suspect.network=mlp"))
-    assert record["oracle"] == "remote" and record["marked"] and record["test_acc"] is None
+    assert record["oracle"] == "remote" and record["paper_binomial"]["marked"] and record["test_acc"] is None
+    assert record["decision"]["calibration_hash"]
     assert record["suspect_network"] == "mlp"
     with pytest.raises(ConfigError, match="model_in .* or remote.url"):
         verify.run(tiny("verify", "model_in=null", f"key_in={mlp_key}", f"out={tmp_path}/x.json"))

@@ -1,6 +1,6 @@
-"""fsw.readme on the results folder of a report run on synthetic records: the section is a function
-of the files (the same files give the same text, a changed table changes it) and lands between the
-markers."""
+"""tools/readme.py on the results folder of a report run on synthetic records: the README section and
+docs/results.md are functions of the files (the same files give the same text, a changed table
+changes it), the section lands between the markers and its figure links resolve."""
 
 import re
 
@@ -15,40 +15,47 @@ from tests.test_report import run_report
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     results = run_report(tmp_path_factory.mktemp("readme"))
-    config = {"networks": ["mlp", "irnn"], "seeds": [0], "null_seeds": [1, 2, 3], "eps": [0.1, 0.25],
-              "key_sizes": [100], "attacks": {"prune_global": [0.25, 0.5, 0.75, 0.9], "quantize": [16, 8, 4, 2],
-                                              "ftll": [1, 2], "rtal": []},
+    config = {"networks": ["mlp", "irnn"], "seeds": [0], "eps": [0.1, 0.25], "key_sizes": [100],
+              "strategies": ["transfer"],
+              "attacks": {"prune_global": [0.25, 0.5, 0.75, 0.9], "quantize": [16, 8, 4, 2], "ftll": [1, 2], "rtal": []},
               "extraction": {"eps": [0.25], "surrogates": ["mlp"], "budgets": [1000, 5000], "fgsm": [False, True]}}
     (results / "config.yaml").write_text(yaml.safe_dump(config))
     return results
 
 
-def test_section_is_deterministic_and_complete(results):
+def test_section_is_deterministic_and_short(results):
     section = readme.results_section(results, link_base=results.parent)
     assert section == readme.results_section(results, link_base=results.parent)
-    for heading in ("### Paper vs fsw", "### Training, embedding, detection", "### Removal attacks",
-                    "### Extraction", "### False positives", "### Figures"):
-        assert heading in section
-    assert f"config as it ran is `{results}/config.yaml`" in section and "rtal" not in section.split("###")[0]
-    assert "CPU cores" in section and "quantize [16, 8, 4, 2]" in section
-    assert "![robustness_quantize](docs/results/robustness_quantize.png)" in section
-    assert "![key_errors](docs/results/key_errors.png)" in section
-    assert "sweep's PNGs in `docs/results/`" in section
-    assert "The mark does not survive extraction in this sweep" in section
-    assert "| 16, 8, 4, 2 " in section  # mark_lost rows, levels weakest first
-    assert "paper_binomial" in section and "| train " in section  # decision rules; runtime per rule
+    assert section.startswith(readme.START) and section.endswith(readme.END)
+    assert "recommended: transfer keys, family_binomial" in section
+    assert "| heldout_null " in section or "heldout_null |" in section
+    assert "cores of an" in section and "CPU-minutes" in section
+    assert "[docs/results.md](docs/results.md)" in section
+    assert re.findall(r"!\[[^]]*\]\(([^)]+)\)", section) == ["docs/results/detection.png", "docs/results/roc_curves.png"]
+    assert len(section.encode()) < 6000
 
 
-def test_section_follows_the_tables(results, tmp_path):
-    comparison_csv = results / "report" / "paper" / "paper_vs_fsw.csv"
-    original = comparison_csv.read_text()
+def test_document_holds_every_table(results, tmp_path):
+    text = readme.results_document(results, tmp_path, tmp_path / "results", tmp_path / "benchmarks")
+    for heading in ("## Paper vs fsw", "## Trained models", "## Keys", "## Embedding", "## Detection",
+                    "## ROC against the held-out models", "## False positives per held-out family",
+                    "## Removal attacks", "## Extraction", "## Runtime per rule", "## Figures"):
+        assert heading in text, heading
+    assert "The mark does not survive extraction in this sweep" in text
+    assert "| 16, 8, 4, 2 " in text  # mark_lost rows, levels weakest first
+    assert "![robustness_quantize](results/robustness_quantize.png)" in text
+
+
+def test_section_follows_the_tables(results):
+    pooled_csv = results / "tables" / "detection_pooled.csv"
+    original = pooled_csv.read_text()
     try:
-        comparison = pd.read_csv(comparison_csv)
-        comparison.loc[0, "fsw"] = "a value no report writes"
-        comparison.to_csv(comparison_csv, index=False)
-        assert "a value no report writes" in readme.results_section(results)
+        pooled = pd.read_csv(pooled_csv)
+        pooled.loc[pooled.recommended & (pooled.population == "marked"), ["detected", "n"]] = (123, 456)
+        pooled.to_csv(pooled_csv, index=False)
+        assert "123/456" in readme.results_section(results)
     finally:
-        comparison_csv.write_text(original)
+        pooled_csv.write_text(original)
 
 
 def test_update_readme_replaces_only_the_section(results, tmp_path):
@@ -64,36 +71,32 @@ def test_update_readme_replaces_only_the_section(results, tmp_path):
 
 
 def test_figures_are_published_beside_the_readme(results, tmp_path):
-    """make readme copies every figure the section links into docs/results/ (results/ is not
-    committed), replaces an earlier run's copies and drops figures the section no longer shows."""
+    """make readme copies every figure into docs/results/ (results/ is not committed), replaces an
+    earlier run's copies and drops figures no longer shown."""
     figure_dir = tmp_path / "docs" / "results"
     figure_dir.mkdir(parents=True)
     (figure_dir / "robustness_gone.png").write_bytes(b"an earlier run's attack")
     (figure_dir / "key_errors.png").write_bytes(b"an earlier run's figure")
     copies = readme.publish_figures(results, figure_dir)
-    section = readme.results_section(results, link_base=tmp_path)
-    linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", section)
-    assert linked and sorted(linked) == sorted(copy.relative_to(tmp_path).as_posix() for copy in copies)
     assert sorted(figure_dir.iterdir()) == sorted(copies)
     for source, copy in zip(readme.figures(results), copies, strict=True):
         assert copy.name == source.name and copy.read_bytes() == source.read_bytes()
 
 
 def test_make_readme_links_resolve_to_the_copies(results, tmp_path, monkeypatch):
-    """`python -m fsw.readme` (make readme): every image the updated README links exists, in --figures."""
+    """`python tools/readme.py` (make readme): every image the README and the document link exists."""
     page = tmp_path / "README.md"
     page.write_text(f"intro\n{readme.START}\nold\n{readme.END}\nrest\n")
-    figure_dir = tmp_path / "figures"
-    monkeypatch.setattr("sys.argv", ["fsw.readme", "--results", str(results), "--readme", str(page),
-                                     "--figures", str(figure_dir)])
+    monkeypatch.setattr("sys.argv", ["readme.py", "--results", str(results), "--readme", str(page)])
     readme.main()
-    linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", page.read_text())
-    assert linked and all(link.startswith("figures/") and (tmp_path / link).is_file() for link in linked)
+    for document in (page, tmp_path / "docs" / "results.md"):
+        linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", document.read_text())
+        assert linked and all((document.parent / link).is_file() for link in linked), document
     assert page.read_text().startswith("intro\n") and page.read_text().endswith("rest\n")
 
 
 def test_figures_with_one_file_name_are_refused(results, tmp_path, monkeypatch):
-    """Copies are named by file name alone: two figures of one name would overwrite each other."""
+    """Copies are named by file name: two figures of one name would overwrite each other."""
     twins = [results / "a" / "curves.png", results / "b" / "curves.png"]
     monkeypatch.setattr(readme, "figures", lambda _: twins)
     with pytest.raises(ValueError, match="share a file name"):
@@ -119,7 +122,7 @@ def test_speed_benchmarks_are_shown_when_measured(results, tmp_path):
                    "fsw_bf16": {"train_step_ms": 152.2, "inference_us_per_image": None},
                    "keras_order": {"train_step_ms": 342.5, "inference_us_per_image": 757.0}}}))
     text = "\n".join(readme.speed_benchmarks(tmp_path))
-    assert text.count("### Speed benchmarks") == 1 and "| mlp " in text and "1.05" in text
+    assert text.count("## Speed benchmarks") == 1 and "| mlp " in text and "1.05" in text
     assert "one linear layer in both loops: 0.417 ms" in text
     assert "39.3" in text and "1918" in text
     assert "0.91x the time per step" in text and "| keras_order " in text and "342.5" in text
@@ -134,17 +137,14 @@ def test_speed_benchmarks_are_shown_when_measured(results, tmp_path):
 def test_key_size_section_when_the_key_size_sweep_ran(results, tmp_path):
     import shutil
 
-    assert readme.key_size_section(tmp_path / "keysizes", tmp_path / "docs", tmp_path) == []  # not run: nothing claimed
+    assert readme.key_size_section(tmp_path / "keysizes") == []  # not run: nothing claimed
     shutil.copytree(results / "tables", tmp_path / "keysizes" / "tables")
-    shutil.copytree(results / "plots", tmp_path / "keysizes" / "plots")
-    text = "\n".join(readme.key_size_section(tmp_path / "keysizes", tmp_path / "docs", tmp_path))
-    rates = pd.read_csv(results / "tables" / "false_positives" / "rates.csv")
-    recommended = rates[rates.default].rule.iloc[0]
-    assert "### Key size" in text and "| paper_binomial " in text
-    assert f"| {recommended} (recommended) " in text
-    shown_plots = sorted({"rates_paper_binomial.png", f"rates_{recommended}.png"})
-    assert re.findall(r"!\[[^]]*\]\(docs/([^)]+)\)", text) == shown_plots  # the rules shown, not every rule
-    assert text.count("| paper_binomial ") == (rates.rule == "paper_binomial").sum()
+    text = "\n".join(readme.key_size_section(tmp_path / "keysizes"))
+    detection = pd.read_csv(results / "tables" / "detection.csv")
+    shown = detection.rule.isin(["paper_binomial", "family_binomial"])
+    assert "## Key size" in text and text.count("| paper_binomial ") == (detection.rule == "paper_binomial").sum()
+    assert text.count("| family_binomial ") == (shown & (detection.rule == "family_binomial")).sum()
+    assert "| item_rasch " not in text
 
 
 def test_readme_rerun_commands_name_outputs_of_the_default_sweep(tmp_path):

@@ -9,41 +9,56 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fsw import report, stats
+from fsw import report
 from fsw.report import attacks as report_attacks
 from fsw.report import paper as report_paper
 from fsw.report import tables as report_tables
 from fsw.config import compose
+from fsw.stats.decision import PAPER_RULE
+from fsw.stats.rules import with_roles
+from fsw.stats.tables import detection
+from fsw.stats.simulate import simulate_records
+from fsw.stats.tests import binomial_threshold
 
 L = 100
-THETA = stats.binomial_threshold(L, 0.05)  # 42
-DEFAULT_THRESHOLD = 10  # the crafted recommended rule: marked iff fewer than 10 true-adversary errors
+THETA = binomial_threshold(L, 0.05)  # 42
+DEFAULT_RULE = "family_binomial"
+DEFAULT_THRESHOLD = 10  # the crafted recommended rule: marked iff fewer than 10 errors
 
 
-def key(network="mlp", eps=0.1, seed=0):
-    return {"network": network, "seed": seed, "eps": eps, "key_size": L, "key_seed": seed,
-            "key_hash": f"{network}-{eps:g}-{L}", "z": 0.05, "theta": THETA, "queries": L}
+def key(network="mlp", eps=0.1, seed=0, strategy="transfer"):
+    return {"network": network, "seed": seed, "eps": eps, "key_size": L, "key_seed": seed, "strategy": strategy,
+            "key_hash": f"{network}-{eps:g}-{L}-{strategy}", "z": 0.05, "queries": L}
 
 
 def record(of, kind="marked", attack="none", level=0, test_acc=0.98, errors=0, true_errors=None,
-           suspect=None):
+           suspect=None, population=None):
     """One verify record; true_errors (default: all errors) of the errors are on true adversaries."""
     suspect_network, suspect_seed = suspect or (of["network"], of["seed"])
     true_errors = errors if true_errors is None else true_errors
-    return {**of, "model_kind": kind, "attack": attack, "level": level, "test_acc": test_acc,
-            "key_errors": errors, "key_errors_true_adv": true_errors, "key_errors_false_adv": errors - true_errors,
-            "suspect_network": suspect_network, "suspect_seed": suspect_seed, "marked": errors < THETA,
-            "p_value": 0.5}
+    population = population or ("attacked" if attack.startswith(("prune", "quantize", "ft", "rt")) else
+                                "extracted" if attack.startswith("extract") else "marked" if kind == "marked" else
+                                "source" if suspect is None else "heldout")
+    paper = {"marked": errors < THETA, "p_value": 0.5, "threshold": THETA}
+    chosen = {"rule": DEFAULT_RULE, "marked": errors < DEFAULT_THRESHOLD, "p_value": 0.5,
+              "threshold": DEFAULT_THRESHOLD}
+    return {**of, "model_kind": kind, "population": population, "attack": attack, "level": level,
+            "test_acc": test_acc, "key_errors": errors, "key_errors_true_adv": true_errors,
+            "key_errors_false_adv": errors - true_errors, "suspect_network": suspect_network,
+            "suspect_seed": suspect_seed, "suspect_split": "owner" if suspect is None else "attacker",
+            "decision": {**chosen, "calibration_hash": "crafted"}, "paper_binomial": paper,
+            "rules": {DEFAULT_RULE: chosen}}
 
 
 def decide(records: pd.DataFrame) -> pd.DataFrame:
-    """Decisions as stats.annotate writes them, with a recommended rule whose answers are known."""
-    out = records.copy()
-    out["role"] = stats.roles(out)
-    out["decision_rule"] = stats.DEFAULT_RULE
-    out[f"marked_{stats.PAPER_RULE}"] = out.key_errors < out.theta
-    out[f"threshold_{stats.DEFAULT_RULE}"] = DEFAULT_THRESHOLD
-    out["marked_default"] = out.key_errors_true_adv < DEFAULT_THRESHOLD
+    """Decisions as annotate writes them (the count rules left out), with a recommended rule whose
+    answers are known."""
+    out = with_roles(records)
+    for name, column in ((PAPER_RULE, "paper_binomial"), (DEFAULT_RULE, "decision")):
+        for field in ("marked", "threshold", "p_value"):
+            out[f"{field}_{name}"] = out[column].map(lambda d, f=field: d[f])
+    out["decision_rule"] = DEFAULT_RULE
+    out["marked_default"] = out[f"marked_{DEFAULT_RULE}"]
     return out
 
 
@@ -86,7 +101,7 @@ def test_mark_lost_against_accuracy_drops():
     # pruning: 45 errors >= theta at 0.75 (3 points lost: still useful) -> lost before ruin
     assert (prune.lost_paper, prune.drop_1pt, prune.drop_5pt, prune.drop_10pt) == ("0.75", "0.75", "0.9", "0.9")
     assert prune.lost_before_ruin_paper == report_attacks.YES
-    # the crafted default rule loses it at 0.75 too (45 true-adversary errors) but not at 0.5 (5 < 10)
+    # the crafted default rule loses it at 0.75 too (45 errors) but not at 0.5 (5 < 10)
     assert prune.lost_default == "0.75" and prune.lost_before_ruin_default == report_attacks.YES
     # quantization: in bits order, 1 point is lost at 4 bits; the mark only with the model, at 2 bits
     assert (quantize.lost_paper, quantize.drop_1pt, quantize.drop_5pt) == ("2", "4", "2")
@@ -143,7 +158,8 @@ def embedding(drops_by_eps: dict[float, float], epochs: dict[float, int] | None 
     for eps, drop in drops_by_eps.items():
         of = key(eps=eps)
         rows += [record(of, test_acc=0.98 - drop / 100), record(of, kind="unmarked", errors=50)]
-        metrics.append({"network": "mlp", "seed": 0, "eps": eps, "key_size": L, "test_acc_before": 0.98,
+        metrics.append({"network": "mlp", "seed": 0, "eps": eps, "key_size": L, "strategy": "transfer",
+                        "test_acc_before": 0.98,
                         "test_acc_after": 0.98 - drop / 100, "key_acc_before": 0.5, "key_acc_after": 1.0,
                         "epochs_used": (epochs or {}).get(eps, 3), "stitched": True, "wall_time_s": 1.0})
     return pd.DataFrame(rows), report_tables.embedding_table(pd.DataFrame(metrics))
@@ -164,33 +180,42 @@ def test_claim_embedding_cost_verdicts():
 
 def test_claim_robustness_verdicts():
     mark_lost = report_attacks.mark_lost_table(report_attacks.robustness_table(decide(pd.DataFrame(attack_records()))), 5)
-    pruning = report_paper.claim_robustness("pruning", mark_lost, 5)
+    pruning = report_paper.claim_robustness("pruning", mark_lost, 5, "transfer")
     assert pruning["verdict"] == report_paper.DISAGREES and "prune_global at 0.75 (mlp, ε = 0.1)" in pruning["explanation"]
-    assert report_paper.claim_robustness("compression", mark_lost, 5)["verdict"] == report_paper.AGREES  # quantize: "no"
-    fine_tuning = report_paper.claim_robustness("fine-tuning", mark_lost, 5)
-    assert fine_tuning["verdict"] == report_attacks.UNDETERMINED and "ftll: 1, 2" in fine_tuning["explanation"]
+    compression = report_paper.claim_robustness("compression", mark_lost, 5, "transfer")
+    assert compression["verdict"] == report_paper.AGREES  # quantize: "no"
+    fine_tuning = report_paper.claim_robustness("fine-tuning", mark_lost, 5, "transfer")
+    assert fine_tuning["verdict"] == report_attacks.UNDETERMINED and "stronger levels" in fine_tuning["explanation"]
+    # where the paper's rule on the paper's keys answers otherwise, the verdict says so
+    paper_keys = report_attacks.mark_lost_table(report_attacks.robustness_table(
+        decide(pd.DataFrame(attack_records(key(strategy="paper")))).assign(marked_default=True)), 5)
+    both = pd.concat([mark_lost, paper_keys.assign(lost_before_ruin_paper=report_attacks.NO)])
+    assert "The paper's rule on the paper's keys answers otherwise" in report_paper.claim_robustness(
+        "pruning", both, 5, "transfer")["explanation"]
 
 
-def null_records(false_adv_errors: int, true_adv_errors: int, models: int = 30):
-    of = key()
-    rows = [record(of), record(of, kind="unmarked", errors=50)]
-    rows += [record(of, kind="unmarked", errors=false_adv_errors + true_adv_errors, true_errors=true_adv_errors,
-                    suspect=("cnn", seed)) for seed in range(models)]
+def null_records(errors_paper_keys: int, errors_ours: int, models: int = 30):
+    """A paper key whose held-out models all make `errors_paper_keys` errors (1 on true adversaries),
+    and a transfer key whose held-out models make `errors_ours`."""
+    rows = []
+    for strategy, errors in (("paper", errors_paper_keys), ("transfer", errors_ours)):
+        of = key(strategy=strategy)
+        rows += [record(of), record(of, kind="unmarked", errors=50)]
+        rows += [record(of, kind="unmarked", errors=errors, true_errors=min(errors, 1), suspect=("cnn", seed))
+                 for seed in range(models)]
     return decide(pd.DataFrame(rows))
 
 
-def rules_table(decisions):
-    return stats.rule_summary(stats.rates(stats.annotate(decisions.drop(columns=["role"]))))
-
-
 def test_claim_false_positives_verdicts():
-    # null models agree with the false adversaries and transfer few true ones: 5 errors, far below theta
-    decisions = null_records(false_adv_errors=1, true_adv_errors=4)
-    claim = report_paper.claim_false_positives(decisions, rules_table(decisions), 0.05)
-    assert claim["verdict"] == report_paper.DISAGREES and "FPR 100.0%" in claim["fsw"]
-    assert "98% of the false adversaries" in claim["explanation"]
-    decisions = null_records(false_adv_errors=25, true_adv_errors=25)
-    assert report_paper.claim_false_positives(decisions, rules_table(decisions), 0.05)["verdict"] == report_paper.AGREES
+    # held-out models agree with most of the paper key: its rule calls them all marked; ours does not
+    decisions = null_records(errors_paper_keys=5, errors_ours=60)
+    found = detection(decisions, DEFAULT_RULE, "transfer", rules=[PAPER_RULE, DEFAULT_RULE])
+    claim = report_paper.claim_false_positives(decisions, found, 0.05, "transfer")
+    assert claim["verdict"] == report_paper.AGREES and "FPR 0.0%" in claim["fsw"] and "100.0%" in claim["fsw"]
+    assert "The paper's rule says otherwise" in claim["explanation"]
+    decisions = null_records(errors_paper_keys=5, errors_ours=5)
+    found = detection(decisions, DEFAULT_RULE, "transfer", rules=[PAPER_RULE, DEFAULT_RULE])
+    assert report_paper.claim_false_positives(decisions, found, 0.05, "transfer")["verdict"] == report_paper.DISAGREES
 
 
 def test_claim_detection():
@@ -206,8 +231,8 @@ def run_report(tmp_path) -> Path:
     """The stage on synthetic record files (simulated keys of two networks with null models, plus
     attacks and extraction of one key), one training metrics file and one benchmark file; returns
     the results folder, laid out as the workflow lays it out."""
-    simulated = stats.simulate_records(networks=("mlp", "irnn"), eps=(0.1, 0.25), key_sizes=(L,),
-                                       null_seeds=range(1, 4), seed=3)
+    simulated = simulate_records(networks=("mlp", "irnn"), eps=(0.1, 0.25), key_sizes=(L,),
+                                 strategies=("transfer",), seed=3)
     # attacks and extraction of the simulated mlp key of eps 0.25 (same key hash), without its records
     crafted = pd.DataFrame(attack_records(key(eps=0.25))[1:] + extraction_records(survives=False)[1:5])
     records = pd.concat([simulated[simulated.attack == "none"], crafted])
@@ -217,10 +242,10 @@ def run_report(tmp_path) -> Path:
         paths.append(results / "verify" / f"{i}.json")
         paths[-1].parent.mkdir(parents=True, exist_ok=True)
         paths[-1].write_text(json.dumps({k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}))
-    metrics = results / "models" / "mlp" / "s0" / "metrics.json"
+    metrics = results / "train" / "owner" / "mlp" / "s0" / "metrics.json"
     metrics.parent.mkdir(parents=True)
-    metrics.write_text(json.dumps({"network": "mlp", "seed": 0, "test_acc": 0.98, "val_acc": 0.98, "epochs": 10,
-                                   "train_size": 45000, "wall_time_s": 60.0}))
+    metrics.write_text(json.dumps({"network": "mlp", "seed": 0, "split": "owner", "test_acc": 0.98, "val_acc": 0.98,
+                                   "epochs": 10, "train_size": 45000, "wall_time_s": 60.0}))
     bench = results / "benchmarks" / "train" / "mlp" / "s0.tsv"
     bench.parent.mkdir(parents=True)
     bench.write_text("s\th:m:s\tmax_rss\tcpu_time\n61.5\t0:01:01\t900.0\t58.25\n")
@@ -228,7 +253,7 @@ def run_report(tmp_path) -> Path:
     (results / "benchmarks" / "figure1.tsv").write_text("s\th:m:s\tmax_rss\tcpu_time\n9.5\t0:00:09\t300.0\t8.5\n")
     report.run(compose("report", [
         f"records=[{','.join(map(str, paths))}]", f"table_csv={results}/tables/verification.csv",
-        f"table_md={results}/tables/verification.md", f"fp_dir={results}/tables/false_positives",
+        f"table_md={results}/tables/verification.md", f"tables_dir={results}/tables",
         f"plot_dir={results}/plots", f"report_dir={results}/report", f"train_metrics=[{metrics}]",
         f"benchmarks_dir={results}/benchmarks"]))
     return results

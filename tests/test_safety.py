@@ -20,7 +20,7 @@ from torch import nn
 from fsw import keygen, verify
 from fsw.errors import KeyFileError, ModelFileError
 from fsw.io import MODEL_FORMAT, load_model, save_model
-from fsw.keygen import Key, key_hash, key_payload, load_key, save_key
+from fsw.key import Key, key_hash, key_payload, load_key, save_key
 from fsw.networks import build_network
 from tests.conftest import REPO, tiny
 

@@ -34,24 +34,29 @@ def test_verify_marked_and_unmarked_then_report(trained_mlp, marked_mlp, mlp_key
     records = []
     for kind, model in (("marked", marked_mlp), ("unmarked", trained_mlp)):
         out = tmp_path / f"{kind}.json"
-        verify.run(tiny("verify", f"model_in={model}", f"key_in={mlp_key}", f"out={out}", f"suspect.kind={kind}"))
+        population = "marked" if kind == "marked" else "source"
+        verify.run(tiny("verify", f"model_in={model}", f"key_in={mlp_key}", f"out={out}", f"suspect.kind={kind}",
+                        f"suspect.population={population}"))
         records.append(out)
     marked, unmarked = (read_json(p) for p in records)
-    assert marked["marked"] and marked["key_errors"] < marked["theta"] == 6
-    assert not unmarked["marked"] and unmarked["key_errors"] == 10  # exactly the true adversaries
+    paper = marked["paper_binomial"]
+    assert paper["marked"] and marked["key_errors"] < paper["threshold"] == 6
+    assert marked["decision"]["rule"] == "family_binomial" and marked["decision"]["marked"]
+    assert not unmarked["paper_binomial"]["marked"] and unmarked["key_errors"] == 10  # exactly the true adversaries
     assert marked["queries"] == 20 and marked["key_hash"] == unmarked["key_hash"]
     for record, model in ((marked, marked_mlp), (unmarked, trained_mlp)):
         # read from the model file, where the stage that wrote it recorded it: the same number
         net, _, _ = load_model(model)
         test = load_splits(tiny("verify", "key_in=k", "out=o").data).test
         assert record["test_acc"] == accuracy(net, test.x, test.y)
-    for field in ("network", "seed", "eps", "key_size", "model_kind", "test_acc", "key_errors", "theta",
-                  "z", "p_value", "marked", "key_hash", "fsw_version", "git_commit"):
+    for field in ("network", "seed", "eps", "key_size", "strategy", "model_kind", "population", "test_acc",
+                  "key_errors", "answers", "z", "decision", "paper_binomial", "rules", "key_hash", "fsw_version",
+                  "git_commit"):
         assert field in marked
 
     csv, md = tmp_path / "t.csv", tmp_path / "t.md"
     report.run(tiny("report", f"records=[{records[0]},{records[1]}]", f"table_csv={csv}", f"table_md={md}",
-                      f"fp_dir={tmp_path}/fp", f"plot_dir={tmp_path}/plots"))
+                      f"tables_dir={tmp_path}/tables", f"plot_dir={tmp_path}/plots"))
     table = pd.read_csv(csv)
     assert len(table) == 2 and set(table.model_kind) == {"marked", "unmarked"}
     assert "detected_marked" in md.read_text() and json.dumps(marked["key_errors"]) in md.read_text()

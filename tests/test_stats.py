@@ -1,4 +1,5 @@
-"""fsw.stats: exact thresholds and sizes, intervals, calibration without self-judgement, tables."""
+"""fsw.stats: exact thresholds and sizes, intervals, the decisions a key ships with, count rules calibrated
+on their own population, detection and ROC tables."""
 
 from fractions import Fraction
 from math import comb
@@ -7,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fsw import stats
-from fsw.stats import binomial_p_value, binomial_threshold
+from fsw.stats import decision, rules, simulate, tables
+from fsw.stats import tests as stats
+from fsw.stats.tests import binomial_p_value, binomial_threshold
 
 
 def exact_cdf(k: int, n: int, p: Fraction = Fraction(1, 2)) -> Fraction:
@@ -128,137 +130,172 @@ def test_beta_binomial_fit_and_threshold():
     assert stats.BetaBinomial.fit([0, 0, 0], 50).threshold(0.05) == 0  # nulls never err: nothing to detect
 
 
-# --- records: roles, decisions, calibration ---------------------------------------------------
+# --- the decisions a key ships with --------------------------------------------------------------
 
-def test_roles():
-    records = stats.simulate_records(networks=("mlp", "cnn"), eps=(0.1,), key_sizes=(20,), null_seeds=[1, 2])
-    role = stats.roles(records)
-    source = records[role == stats.SOURCE]
-    assert len(source) == 2 and (source.suspect_network == source.network).all()
-    assert (source.suspect_seed == 0).all() and (source.key_errors_true_adv == 10).all()
-    assert (role == stats.MARKED).sum() == 2 and (role == stats.ATTACKED).sum() == 2
-    assert (role == stats.NULL).sum() == 2 * 5  # per key: 2 same-network seeds + 3 cnn/mlp seeds
+def test_poisson_binomial_exact():
+    assert decision.poisson_binomial(np.array([0.5, 0.2]))[0] == pytest.approx([0.4, 0.5, 0.1])
+    assert decision.poisson_binomial(np.full(4, 0.5))[0] == pytest.approx([1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16])
 
 
-def test_paper_rule_reproduces_verify_record():
-    records = stats.simulate_records(seed=3)
-    out = stats.evaluate(records, "paper_binomial")
-    assert (out.marked.astype(bool) == records.marked).all()
-    assert (out.threshold == records.theta).all()
-    assert np.allclose(out.p_value, records.p_value)
+def test_paper_rule_p_values_are_the_papers():
+    null = decision.null_errors(decision.PAPER_RULE, 100)
+    assert null.threshold(0.05) == 42 and null.threshold(0.01) == 38
+    for errors in (0, 30, 41, 42, 60):
+        assert null.p_value(errors) == pytest.approx(float(exact_cdf(errors, 100)), rel=1e-9)
 
 
-def test_every_rule_decides_every_record():
-    records = stats.simulate_records(null_seeds=range(1, 25), key_sizes=(100,), eps=(0.25,))
-    for name in stats.RULES:
-        out = stats.evaluate(records, name)
-        assert out.marked.notna().all(), name
-        assert (out.threshold >= 0).all()
-        marked = stats.roles(records) == stats.MARKED
-        assert out.marked[marked].all(), f"{name} misses a marked model with 0 errors"
+def test_item_independent_p_value_by_hand():
+    # 2 reference models, 3 items: item 0 matched by both, item 1 by one, item 2 by none.
+    matches = np.array([[1, 1, 0], [1, 0, 0]], dtype=bool)
+    mean = 3 / 6
+    a, b = 2 * mean + 1e-3, 2 * (1 - mean) + 1e-3
+    p = [(2 + a) / (2 + a + b), (1 + a) / (2 + a + b), (0 + a) / (2 + a + b)]
+    # P[errors <= 0] = P[all three matched]; P[errors <= 1] adds exactly one miss
+    all_matched = p[0] * p[1] * p[2]
+    one_miss = sum(np.prod([1 - p[i] if i == j else p[i] for i in range(3)]) for j in range(3))
+    null = decision.null_errors("item_independent", 3, matches, ("a", "a"))
+    assert null.p_value(0) == pytest.approx(all_matched, rel=1e-12)
+    assert null.p_value(1) == pytest.approx(all_matched + one_miss, rel=1e-12)
+    assert null.p_value(3) == pytest.approx(1.0)
 
 
-def test_leave_one_model_out():
-    records = stats.simulate_records(networks=("mlp",), eps=(0.1,), key_sizes=(50,), null_seeds=range(1, 8))
-    role = stats.roles(records)
-    out = stats.evaluate(records, "true_adv_conformal")
-    assert (out.n_calibration[role == stats.NULL] == 6).all()  # 7 null models, itself left out
-    assert (out.n_calibration[role != stats.NULL] == 7).all()
-    # A null model with far fewer errors than the others is not protected by its own value
-    extreme = records.copy()
-    i = extreme.index[role == stats.NULL][0]
-    extreme.loc[i, ["key_errors_true_adv", "key_errors"]] = 0
-    thresholds = stats.evaluate(extreme, "true_adv_betabinomial").threshold
-    others = extreme.loc[(role == stats.NULL) & (extreme.index != i), "key_errors_true_adv"]
-    assert thresholds[i] == stats.BetaBinomial.fit(others, 25).threshold(0.05)
+def test_family_binomial_takes_the_most_lenient_family():
+    from scipy.stats import beta, binom
+
+    # family a errs on 16 of 20 answers, family b on 2 of 20: b looks far more like a marked model
+    matches = np.zeros((4, 10), dtype=bool)
+    matches[0, :2] = matches[1, :2] = True  # a: 4 matches, 16 errors
+    matches[2, :9] = matches[3, :9] = True  # b: 18 matches, 2 errors
+    null = decision.null_errors("family_binomial", 10, matches, ("a", "a", "b", "b"))
+    rate_b = beta.ppf(0.05, 2, 20 - 2 + 1)  # one-sided 95% lower bound of b's error rate
+    assert null.p_value(1) == pytest.approx(binom.cdf(1, 10, rate_b), rel=1e-9)
+    assert null.threshold(0.05) == int(np.count_nonzero(binom.cdf(np.arange(11), 10, rate_b) < 0.05))
 
 
-def test_pooling_over_keys_leaves_out_every_record_of_the_model():
-    records = stats.simulate_records(networks=("mlp", "cnn"), eps=(0.1,), key_sizes=(50,), null_seeds=range(1, 4))
-    records = pd.concat([records, records.assign(seed=1, key_seed=1, key_hash="k1")], ignore_index=True)
-    role = stats.roles(records)
-    by_key = stats.evaluate(records, "empirical_conformal", pool="key")
-    by_setting = stats.evaluate(records, "empirical_conformal", pool="setting")
-    nulls = role == stats.NULL
-    assert (by_setting.n_calibration[nulls] > by_key.n_calibration[nulls]).all()
-    # mlp/1 is the source of the seed-1 keys (not a null there) and a null of the seed-0 keys
-    row = records.index[nulls & (records.network == "mlp") & (records.seed == 0)
-                        & (records.suspect_network == "mlp") & (records.suspect_seed == 2)][0]
-    same = records[nulls & (records.network == "mlp")]
-    assert by_setting.n_calibration[row] == (
-        (same.suspect_network + same.suspect_seed.astype(str)) != "mlp2").sum()
+def test_count_betabinomial_is_fitted_to_the_reference_errors():
+    matches = np.zeros((6, 50), dtype=bool)
+    for row, errors in enumerate([5, 40, 10, 35, 25, 15]):
+        matches[row, errors:] = True
+    fitted = stats.BetaBinomial.fit([5, 40, 10, 35, 25, 15], 50)
+    null = decision.null_errors("count_betabinomial", 50, matches, ("x",) * 6)
+    assert null.threshold(0.05) == fitted.threshold(0.05)
+    assert null.p_value(12) == pytest.approx(fitted.p_value(12))
 
 
-def test_calibration_seeds_split():
-    records = stats.simulate_records(networks=("mlp",), eps=(0.1,), key_sizes=(50,), null_seeds=range(1, 9))
-    out = stats.evaluate(records, "true_adv_betabinomial", calibration_seeds=[1, 2, 3, 4])
-    role = stats.roles(records)
-    cal = (role == stats.NULL) & records.suspect_seed.isin([1, 2, 3, 4])
-    assert out.marked[cal].isna().all() and out.marked[~cal].notna().all()
-    assert (out.n_calibration[~cal] == 4).all()
+def test_rasch_gradient_and_limit():
+    from scipy import optimize
+
+    rng = np.random.default_rng(0)
+    b, u = rng.normal(-1, 1, 30), rng.normal(0, 1, 12)
+    answers = (rng.random((12, 30)) < 1 / (1 + np.exp(-(b[None] + u[:, None])))).astype(float)
+    start = rng.normal(size=32) * 0.5
+    error = optimize.check_grad(lambda t: decision.rasch_objective(t, answers)[0],
+                                lambda t: decision.rasch_objective(t, answers)[1], start)
+    assert error < 1e-3
+    # without the model effect the mixture is the Poisson-binomial of the item probabilities
+    flat = decision.Rasch(b, 1e-9)
+    assert flat.matches_pmf() == pytest.approx(decision.poisson_binomial(1 / (1 + np.exp(-b)))[0], abs=1e-12)
+    fitted = decision.Rasch.fit(answers)
+    assert 0.3 < fitted.tau < 3 and np.corrcoef(fitted.b, b)[0, 1] > 0.5
 
 
-def test_unknown_rule_and_pool():
-    records = stats.simulate_records(networks=("mlp",), eps=(0.1,), key_sizes=(20,))
+def test_rasch_respects_robust_models():
+    """Reference models that match many items at once (a model effect) widen the null's tail: the
+    Rasch rule is stricter than independent items with the same per-item rates."""
+    rng = np.random.default_rng(3)
+    b, u = rng.normal(-2, 0.5, 100), np.r_[rng.normal(0, 0.2, 10), [3.0, 3.2]]
+    answers = rng.random((12, 100)) < 1 / (1 + np.exp(-(b[None] + u[:, None])))
+    rasch = decision.null_errors("item_rasch", 100, answers, ("m",) * 12).threshold(0.05)
+    independent = decision.null_errors("item_independent", 100, answers, ("m",) * 12).threshold(0.05)
+    assert rasch < independent
+
+
+def test_calibrated_rule_needs_a_calibration_and_names_are_checked():
+    with pytest.raises(ValueError, match="calibration"):
+        decision.null_errors("item_rasch", 10)
     with pytest.raises(ValueError, match="unknown decision rule"):
-        stats.decide(records, "nope")
-    with pytest.raises(ValueError, match="pool"):
-        stats.evaluate(records, "paper_binomial", pool="everything")
+        decision.null_errors("nope", 10)
 
 
-# --- tables -----------------------------------------------------------------------------------
+def test_decide_is_errors_below_threshold_and_p_below_z():
+    null = decision.null_errors(decision.PAPER_RULE, 20)
+    for errors in range(21):
+        verdict = null.decide(decision.PAPER_RULE, errors, 0.05)
+        assert verdict.marked == (errors < 6) == (verdict.p_value < 0.05)
 
-def test_annotate_shows_paper_and_default_side_by_side():
-    records = stats.simulate_records()
-    annotated = stats.annotate(records, rules=["true_adv_binomial"])
-    for column in ("marked_paper_binomial", f"marked_{stats.DEFAULT_RULE}", "marked_true_adv_binomial",
-                   "threshold_paper_binomial", "p_value_paper_binomial", "marked_default", "role"):
-        assert column in annotated
-    assert (annotated.decision_rule == stats.DEFAULT_RULE).all()
+
+# --- every rule beside every record; tables ----------------------------------------------------
+
+def simulated(**kwargs):
+    return simulate.simulate_records(**kwargs)
+
+
+def test_count_rules_calibrate_on_the_calibration_population_only():
+    records = simulated(networks=("mlp",), eps=(0.1,), key_sizes=(50,), strategies=("transfer",))
+    data = rules.with_roles(records)
+    calibration = data[data.role == rules.CALIBRATION]
+    out = rules.evaluate(records, "true_adv_betabinomial_by_arch", 0.05)
+    per_family = [stats.BetaBinomial.fit(part.key_errors_true_adv, 25).threshold(0.05)
+                  for _, part in calibration.groupby("suspect_network")]
+    assert (out.threshold == min(per_family)).all()
+    # changing a held-out record changes no threshold; changing a calibration record may
+    moved = records.copy()
+    moved.loc[data.index[data.role == rules.HELDOUT][0], "key_errors_true_adv"] = 0
+    assert (rules.evaluate(moved, "true_adv_betabinomial_by_arch", 0.05).threshold == out.threshold).all()
+
+
+def test_annotate_puts_every_rule_beside_every_record():
+    records = simulated(networks=("mlp",), eps=(0.1,), key_sizes=(20,))
+    annotated = rules.annotate(records, "family_binomial", 0.05)
+    for name in rules.rule_names():
+        for column in ("marked", "p_value", "threshold"):
+            assert f"{column}_{name}" in annotated
+    assert (annotated.marked_default == annotated.marked_family_binomial).all()
+    assert (annotated.marked_paper_binomial == records.paper_binomial.map(lambda d: d["marked"])).all()
     assert len(annotated) == len(records)
 
 
-def test_rates_counts_and_intervals():
-    records = stats.simulate_records(networks=("mlp",), eps=(0.025,), key_sizes=(100,), null_seeds=range(1, 11))
-    table = stats.rates(stats.annotate(records))
-    paper = table[table.rule == "paper_binomial"].iloc[0]
-    nulls = records[stats.roles(records) == stats.NULL]
-    expected_fp = int((nulls.key_errors < 42).sum())
-    assert paper.n_null == 10 and paper.false_positives == expected_fp
-    assert (paper.fpr_low, paper.fpr_high) == pytest.approx(stats.clopper_pearson(expected_fp, 10))
-    assert paper.theta_paper == 42 and paper.attained_size_paper == pytest.approx(0.0443130, rel=1e-5)
-    assert paper.n_marked == 1 and paper.tpr == 1.0 and paper.n_attacked == 1
-    assert paper.queries_needed == 100
-    assert table.set_index("rule").loc["true_adv_binomial", "queries_needed"] == 50
+def test_useful_attacked_copies():
+    records = simulated(networks=("mlp",), eps=(0.1,), key_sizes=(20,), strategies=("paper",))
+    ruined = records.population == "attacked"
+    records.loc[ruined, "test_acc"] = 0.90
+    assert not rules.with_roles(records).useful[ruined].any()
+    records.loc[ruined, "test_acc"] = 0.98 - 0.035
+    assert rules.with_roles(records).useful[ruined].all()
 
 
-def test_null_accuracy_measures_departure_from_half():
-    records = stats.simulate_records(networks=("mlp",), eps=(0.025,), key_sizes=(100,), null_seeds=range(1, 11))
-    table = stats.null_accuracy(records)
-    row = table[table.relation == "all"].iloc[0]
-    nulls = records[stats.roles(records) == stats.NULL]
-    assert row.n_null == 10
-    assert row.key_acc_mean == pytest.approx(1 - nulls.key_errors.mean() / 100)
-    assert row.departure_from_half == pytest.approx(nulls.key_errors.sum() / 1000 - 0.5)
-    assert row.theta_paper_binomial == 42 and row.theta_empirical_conformal == 0  # 10 < 19 null models
-    assert row.p_value_half < 1e-6
+def test_detection_counts_and_intervals():
+    records = simulated(networks=("mlp",), eps=(0.025,), key_sizes=(100,), strategies=("paper", "transfer"))
+    annotated = rules.annotate(records, "family_binomial", 0.05)
+    table = tables.detection(annotated, "family_binomial", "transfer")
+    assert list(table.columns) == tables.DETECTION_COLUMNS
+    row = table[(table.rule == "paper_binomial") & (table.population == "heldout_null")
+                & (table.strategy == "paper")].iloc[0]
+    heldout = annotated[(annotated.role == "heldout") & (annotated.strategy == "paper")]
+    expected = int((heldout.key_errors < 42).sum())
+    assert (row.n, row.detected) == (len(heldout), expected)
+    assert (row.ci_low, row.ci_high) == pytest.approx(stats.clopper_pearson(expected, len(heldout)))
+    recommended = table[table.recommended]
+    assert set(recommended.rule) == {"family_binomial"} and set(recommended.strategy) == {"transfer"}
+    assert set(table.population) == {"marked", "attacked", "calibration_null", "heldout_null"}
 
 
-def test_rule_summary_orders_valid_rules_first():
-    records = stats.simulate_records(null_seeds=range(1, 21), key_sizes=(100,), eps=(0.025,))
-    summary = stats.rule_summary(stats.rates(stats.annotate(records)))
-    assert set(summary.rule) == set(stats.RULES)
-    paper = summary.set_index("rule").loc["paper_binomial"]
-    assert not paper.valid and paper.fpr > 0.5  # the paper's rule fails at small eps
-    assert summary.valid.iloc[0]
+def test_roc_points_exact():
+    auc, tpr01, tpr05 = tables.roc_points(negatives=[0, 1, 2, 3], positives=[2, 4, 5])
+    assert auc == pytest.approx((2 + 0.5 + 4 + 4) / 12)  # 2 beats 0 and 1, ties 2
+    assert tpr01 == tpr05 == pytest.approx(2 / 3)  # no negative may exceed: above 3
+    _, _, tpr05 = tables.roc_points(negatives=np.arange(20), positives=[18.5, 17.5, 30])
+    assert tpr05 == pytest.approx(2 / 3)  # one of 20 negatives may exceed: above 18
 
 
 def test_write_tables(tmp_path):
-    records = stats.simulate_records(networks=("mlp",), eps=(0.1,), key_sizes=(20,))
-    paths, _ = stats.write_tables(records, tmp_path)
-    assert {p.name for p in paths} >= {"decisions.csv", "rates.csv", "rates.md", "null_accuracy.md", "rules.md"}
+    records = simulated(networks=("mlp",), eps=(0.1,), key_sizes=(20,))
+    paths, written = tables.write_tables(records, tmp_path, 0.05, "family_binomial", "transfer")
+    assert {p.name for p in paths} >= {"decisions.csv", "detection.csv", "roc.csv", "detection.md",
+                                       "fpr_by_family.csv", "null_accuracy.csv"}
     assert all(p.stat().st_size > 0 for p in paths)
-    assert "paper_binomial" in (tmp_path / "rates.md").read_text()
+    roc = pd.read_csv(tmp_path / "roc.csv")
+    assert list(roc.columns) == tables.ROC_COLUMNS and roc.auc.between(0, 1).all()
 
 
 @pytest.mark.parametrize("k,n", [(0, 7), (1, 7), (3, 20), (19, 20), (20, 20), (412, 1000)])
@@ -267,55 +304,6 @@ def test_clopper_pearson_equals_scipy_exact(k, n):
 
     ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
     assert stats.clopper_pearson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-9)
-
-
-def test_rule_thresholds_match_binomial_threshold():
-    for n in (10, 50, 100):
-        assert stats.RULES["paper_binomial"].threshold(n, 0.05) == binomial_threshold(n, 0.05)
-        assert stats.RULES["true_adv_binomial"].threshold(n // 2, 0.01) == binomial_threshold(n // 2, 0.01)
-
-
-def test_by_architecture_rule_takes_the_lowest_threshold():
-    robust = lambda eps, same: 0.5 if same else 0.05
-    records = stats.simulate_records(networks=("mlp", "cnn"), eps=(0.1,), key_sizes=(100,),
-                                     null_seeds=range(1, 9), transfer=robust, seed=5)
-    role = stats.roles(records)
-    marked = records.index[(role == stats.MARKED) & (records.network == "mlp")][0]
-    nulls = records[(role == stats.NULL) & (records.network == "mlp")]
-    pooled = stats.evaluate(records, "true_adv_betabinomial").threshold[marked]
-    by_arch = stats.evaluate(records, "true_adv_betabinomial_by_arch").threshold[marked]
-    per_arch = {a: stats.BetaBinomial.fit(part.key_errors_true_adv, 50).threshold(0.05)
-                for a, part in nulls.groupby("suspect_network")}
-    assert by_arch == min(per_arch.values()) == per_arch["cnn"] < per_arch["mlp"]
-    assert by_arch <= pooled
-
-
-def test_same_arch_rule_calibrates_on_the_keys_network_only():
-    robust = lambda eps, same: 0.5 if same else 0.05
-    records = stats.simulate_records(networks=("mlp", "cnn"), eps=(0.1,), key_sizes=(100,),
-                                     null_seeds=range(1, 6), transfer=robust, seed=2)
-    role = stats.roles(records)
-    out = stats.evaluate(records, "empirical_betabinomial_same_arch")
-    mlp_nulls = (role == stats.NULL) & (records.network == "mlp")
-    assert (out.n_calibration[mlp_nulls & (records.suspect_network == "mlp")] == 4).all()  # 5 - itself
-    assert (out.n_calibration[mlp_nulls & (records.suspect_network == "cnn")] == 5).all()
-    same = records[mlp_nulls & (records.suspect_network == "mlp")].key_errors
-    marked = records.index[(role == stats.MARKED) & (records.network == "mlp")][0]
-    assert out.threshold[marked] == stats.BetaBinomial.fit(same, 100).threshold(0.05)
-
-
-def test_fpr_by_suspect_and_calibration_curve():
-    records = stats.simulate_records(networks=("mlp", "cnn"), eps=(0.1,), key_sizes=(50,), null_seeds=range(1, 6))
-    annotated = stats.annotate(records, rules=["empirical_conformal"])
-    by_suspect = stats.fpr_by_suspect(annotated)
-    assert set(by_suspect.suspect_network) == {"mlp", "cnn"}
-    paper = by_suspect[by_suspect.rule == "paper_binomial"]
-    assert paper.n_null.sum() == (stats.roles(records) == stats.NULL).sum()
-    curve = stats.calibration_curve(records, ["empirical_conformal", stats.DEFAULT_RULE], sizes=(3, 9), repeats=3)
-    assert set(curve.n_calibration_models) == {3, 9} and (curve.repeats == 3).all()
-    conformal = curve[curve.rule == "empirical_conformal"]
-    assert (conformal.tpr == 0).all()  # fewer than 19 calibration models: a rank test cannot reject
-    assert curve.fpr.between(0, 1).all()
 
 
 def test_beta_binomial_nearly_binomial_spread_does_not_overflow():

@@ -30,23 +30,27 @@ def smoke_run(tmp_path_factory):
 
 def test_smoke_sweep_detects_marked_not_unmarked(smoke_run):
     table = pd.read_csv(smoke_run / "tables" / "verification.csv")
-    assert set(table.network) == {"mlp", "irnn"}
-    baseline = table[(table.model_kind == "marked") & (table.attack == "none")]
-    source = table[(table.model_kind == "unmarked") & (table.suspect_network == table.network)
-                   & (table.suspect_seed == table.seed)]
-    assert len(baseline) == 2 and baseline.marked.all()
-    assert len(source) == 2 and not source.marked.any()
+    assert set(table.network) == {"mlp", "irnn"} and set(table.strategy) == {"paper", "transfer"}
+    marked = table[table.population == "marked"]
+    source = table[table.population == "source"]
+    assert len(marked) == 4 and marked.paper_marked.all()  # 2 networks x 2 strategies
+    assert len(source) == 4 and not source.paper_marked.any()
+    transfer = marked[marked.strategy == "transfer"]
+    assert transfer.decision_marked.all() and transfer.decision_calibration_hash.notna().all()
     assert (smoke_run / "tables" / "verification.md").read_text().count("|") > 20
 
 
 def test_every_attack_and_null_model_is_verified(smoke_run):
     table = pd.read_csv(smoke_run / "tables" / "verification.csv")
-    attacked = table[(table.model_kind == "marked") & (table.attack != "none")]
-    # 9 removal attacks and 1 extraction, one level each, per network
-    assert len(attacked) == 2 * 10 and attacked.groupby("network").attack.nunique().eq(10).all()
-    nulls = table[table.model_kind == "unmarked"]
-    assert len(nulls) == 2 * 2 * 3  # 2 keys x (2 networks x 3 seeds: the source's and 2 null seeds)
-    assert (smoke_run / "tables" / "false_positives" / "rates.csv").exists()
+    attacked = table[table.population.isin(["attacked", "extracted"])]
+    # 9 removal attacks and 1 extraction, one level each, per key (2 networks x 2 strategies)
+    assert len(attacked) == 4 * 10 and attacked.groupby(["network", "strategy"]).attack.nunique().eq(10).all()
+    counts = table.population.value_counts()
+    # per key: 2 selection, 4 calibration and 3 held-out models (config/smoke.yaml)
+    assert (counts["selection"], counts["calibration"], counts["heldout"]) == (4 * 2, 4 * 4, 4 * 3)
+    detection = pd.read_csv(smoke_run / "tables" / "detection.csv")
+    assert {"marked", "attacked", "extracted", "calibration_null", "heldout_null"} == set(detection.population)
+    assert detection.recommended.any() and (smoke_run / "tables" / "roc.csv").exists()
     assert any((smoke_run / "plots").glob("*.png"))
 
 
@@ -59,8 +63,8 @@ def test_every_rule_logged_and_expensive_ones_benchmarked(smoke_run):
 
 def test_rerun_one_stage(smoke_run):
     workdir = smoke_run.parents[1]
-    record = smoke_run / "verify/mlp/s0/eps0.1/l20/marked/none/0.json"
-    model = smoke_run / "train/mlp/s0/model.pt"
+    record = smoke_run / "verify/mlp/s0/eps0.1/l20/transfer/marked/none/0.json"
+    model = smoke_run / "train/owner/mlp/s0/model.pt"
     before, model_time = json.loads(record.read_text()), model.stat().st_mtime_ns
     done = snakemake(workdir, "--force", str(record.relative_to(workdir)))
     assert done.returncode == 0, done.stderr[-4000:]
@@ -74,7 +78,7 @@ def test_readme_results_section_is_generated_deterministically(smoke_run, tmp_pa
 
     section = results_section(smoke_run)
     assert section == results_section(smoke_run)
-    assert "### Removal attacks" in section and "paper_binomial" in section
+    assert "recommended: transfer keys" in section and "paper_binomial" in section
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\nold\n{END}\noutro\n")
     update_readme(readme, section)
@@ -90,12 +94,12 @@ def test_snakemake_report_shows_every_category_and_output(smoke_run, tmp_path):
     done = snakemake(workdir, "--report", str(html))
     assert done.returncode == 0, done.stderr[-4000:]
     text = html.read_text()
-    for category in ("Training", "Keys", "Embedding", "Attacks", "Extraction", "False positives",
+    for category in ("Training", "Keys", "Embedding", "Attacks", "Extraction", "False positives", "Ownership",
                      "Remote verification", "Paper vs fsw", "Sweep", "Verification"):
         assert f'"{category}": {{' in text, category  # the report's index of categories
-    reported = ([smoke_run / "tables" / name for name in ("verification.csv", "remote.csv")]
+    reported = ([smoke_run / "tables" / name for name in ("verification.csv", "remote.csv", "detection.csv", "roc.csv")]
                 + [smoke_run / "config.yaml"]
-                + [p for folder in ("report", "tables/false_positives", "plots")
+                + [p for folder in ("report", "plots")
                    for p in (smoke_run / folder).rglob("*") if p.suffix in (".csv", ".png")])
     assert len(reported) > 30
     for path in reported:

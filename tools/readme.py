@@ -1,12 +1,10 @@
-"""Write the README's results section from a finished sweep's tables, figures, config and benchmark files.
+"""Write the results of a sweep into the README's results section (short) and docs/results.md (every table).
 
-    python tools/readme.py [--results results] [--readme README.md]
+    python tools/readme.py [--results results] [--readme README.md] [--document docs/results.md]
 
-The section sits between the `results:start` and `results:end` markers; nothing in it is typed by
-hand: it is a function of the files under --results (the report stage's tables and figures, the
-sweep's config.yaml and the benchmark files), so the same results give the same section. Its figures
-are copied beside the README (docs/results/ by default) because results/ is not committed: a clone
-shows the figures of the run its tables come from.
+Both are functions of the files under --results (and the benchmark results under benchmarks/results):
+the same files give the same text. The figures they link are copied into docs/results/ (results/
+is not committed), so that the links work in any clone.
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ from fsw.report.attacks import extraction_verdict
 from fsw.report.sweep import benchmark_jobs
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+POPULATIONS = ["marked", "attacked", "extracted", "calibration_null", "heldout_null"]
 
 
 def sweep_wall_time(jobs: pd.DataFrame) -> float:
@@ -32,48 +31,71 @@ def sweep_wall_time(jobs: pd.DataFrame) -> float:
     return float(jobs.finished.max() - (jobs.finished - jobs.s).min())
 
 
-def rule_summary(rules: pd.DataFrame) -> pd.DataFrame:
-    columns = ["rule", "calibrated", "n_null", "fpr", "fpr_low", "fpr_high", "worst_network",
-               "fpr_worst_network", "tpr", "tpr_attacked", "queries_needed", "valid"]
-    return rules[[c for c in columns if c in rules.columns]].round(3)
+def table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
+    return (frame if columns is None else frame[columns]).to_markdown(index=False, floatfmt=".4g")
 
 
-def training_summary(training: pd.DataFrame) -> pd.DataFrame:
-    """Per network: how many models were trained and their test accuracy (mean, min, max)."""
-    return (training.groupby("network").test_acc.agg(models="count", test_acc_mean="mean", test_acc_min="min",
-                                                     test_acc_max="max")
-            .round(4).reset_index())
+def rate_text(row) -> str:
+    return f"{row.detected}/{row.n} = {row.rate:.0%} [{row.ci_low:.0%}, {row.ci_high:.0%}]"
 
 
-def table(frame: pd.DataFrame, columns: list[str]) -> str:
-    return frame[columns].to_markdown(index=False, floatfmt=".4g")
+def headline(results: Path) -> pd.DataFrame:
+    """The recommended strategy and rule, and the paper's rule on the paper's keys, pooled over the
+    grid: one row each, one column per population, 'k/n = rate [95% interval]'."""
+    pooled = pd.read_csv(results / "tables" / "detection_pooled.csv")
+    recommended = pooled[pooled.recommended]
+    paper = pooled[(pooled.strategy == "paper") & (pooled.rule == "paper_binomial")]
+    rows = []
+    for label, part in (("recommended: " + recommended.strategy.iloc[0] + " keys, " + recommended.rule.iloc[0],
+                         recommended), ("the paper's: paper keys, paper_binomial", paper)):
+        if part.empty:
+            continue
+        cells = {row.population: rate_text(row) for row in part.itertuples()}
+        rows.append({"setup": label, **{p: cells.get(p, "") for p in POPULATIONS if p in set(pooled.population)}})
+    return pd.DataFrame(rows)
+
+
+def goal_table(results: Path) -> pd.DataFrame:
+    """Per network and eps, the recommended setup's rates against the goals: held-out FPR <= z,
+    marked TPR >= 0.95, useful attacked >= 0.80; extracted measured."""
+    detection = pd.read_csv(results / "tables" / "detection.csv")
+    rows = []
+    for (network, eps), part in detection[detection.recommended].groupby(["network", "eps"], sort=True):
+        cells = {row.population: rate_text(row) for row in part.itertuples()}
+        rows.append({"network": network, "eps": eps, **{p: cells.get(p, "") for p in
+                                                        ("heldout_null", "marked", "attacked", "extracted")}})
+    return pd.DataFrame(rows)
+
+
+def machine_line(results: Path, jobs: pd.DataFrame) -> str:
+    machine = pd.read_csv(results / "report" / "sweep" / "machine.csv").iloc[0]
+    flags = machine.get("cpu_flags", "")
+    return (f"{sweep_wall_time(jobs) / 60:.1f} minutes from the first job's start to the last one's end on "
+            f"{machine.cpus} cores of an {machine.get('cpu_model', 'unknown CPU')} ({flags}), no GPU; the "
+            f"jobs used {jobs.cpu_s.sum() / 60:.1f} CPU-minutes")
 
 
 def figures(results: Path) -> list[Path]:
-    """The PNGs the section shows, in its order, where they exist: Figure 1, the report's, the key-size sweep's."""
-    report = results / "report"
-    candidates = [results / "figure1" / "figure1_frontier.png",
-                  report / "embedding" / "accuracy_drop.png",
-                  report / "false_positives" / "key_errors.png",
-                  *sorted((report / "attacks").glob("robustness_*.png")),
-                  report / "extraction" / "extraction_curves.png",
-                  *key_size_plots(results / "keysizes")]
+    """The PNGs the document shows, in its order, where they exist."""
+    report, plots = results / "report", results / "plots"
+    candidates = [plots / "detection.png", plots / "roc_curves.png", plots / "rules_compared.png",
+                  plots / "fpr_by_family.png", plots / "null_key_accuracy.png",
+                  results / "figure1" / "figure1_frontier.png", report / "embedding" / "accuracy_drop.png",
+                  report / "false_positives" / "key_errors.png", *sorted((report / "attacks").glob("robustness_*.png")),
+                  report / "extraction" / "extraction_curves.png", *key_size_plots(results / "keysizes")]
     return [path for path in candidates if path.is_file()]
 
 
-def default_figure_dir(link_base: Path) -> Path:
-    return link_base / "docs" / "results"
-
-
 def published(source: Path, figure_dir: Path) -> Path:
-    """Where publish_figures puts a figure: its file name is unique among figures()."""
-    return figure_dir / source.name
+    """Where publish_figures puts a figure: the key-size sweep's under a prefix, every other by name."""
+    prefix = "keysizes_" if "keysizes" in source.parts else ""
+    return figure_dir / f"{prefix}{source.name}"
 
 
 def publish_figures(results: Path, figure_dir: Path) -> list[Path]:
-    """Copy the section's figures into figure_dir, replacing the figures of an earlier run there."""
+    """Copy the figures into figure_dir, replacing the figures of an earlier run there."""
     sources = figures(results)
-    names = [source.name for source in sources]
+    names = [published(source, figure_dir).name for source in sources]
     if len(set(names)) != len(names):
         raise ValueError(f"two figures share a file name in {names}")
     figure_dir.mkdir(parents=True, exist_ok=True)
@@ -86,139 +108,103 @@ def publish_figures(results: Path, figure_dir: Path) -> list[Path]:
 
 
 def figure_links(sources: list[Path], figure_dir: Path, link_base: Path) -> list[str]:
-    """Markdown images of the published copies, paths relative to the README's folder."""
+    """Markdown images of the published copies, paths relative to the page's folder."""
     links = [Path(os.path.relpath(published(source, figure_dir), link_base)).as_posix() for source in sources]
     return [f"![{source.stem}]({link})" for source, link in zip(sources, links)]
 
 
-def results_section(results: Path, link_base: Path = Path("."), figure_dir: Path | None = None) -> str:
-    """The README's results section; link_base: the README's folder (figure links are relative to it);
-    figure_dir: where publish_figures copies the figures it shows (default: docs/results/ in link_base)."""
-    figure_dir = figure_dir or default_figure_dir(link_base)
-    config = yaml.safe_load((results / "config.yaml").read_text())
-    report = results / "report"
-    verification = (results / "tables" / "verification.md").read_text().strip()
+def results_section(results: Path, link_base: Path = Path("."), figure_dir: Path | None = None,
+                    document: str = "docs/results.md") -> str:
+    """The README's results section: where the numbers come from, the headline, the goals per
+    network and eps, two figures; everything else is in the document."""
+    figure_dir = figure_dir or link_base / "docs" / "results"
     jobs = benchmark_jobs(results / "benchmarks")
-    rules = pd.read_csv(results / "tables" / "false_positives" / "rules.csv")
-    machine = pd.read_csv(report / "sweep" / "machine.csv").iloc[0]
-    runtime = pd.read_csv(report / "sweep" / "runtime.csv")
-    comparison = pd.read_csv(report / "paper" / "paper_vs_fsw.csv").fillna("")
-    mark_lost = pd.read_csv(report / "attacks" / "mark_lost.csv", dtype=str)
-    extraction = pd.read_csv(report / "extraction" / "extraction.csv")
-    training = pd.read_csv(report / "training" / "training.csv")
-    sweep_figures = [path for path in figures(results) if (results / "keysizes") not in path.parents]
-    grid = ", ".join(f"{name} {config[name]}" for name in ("networks", "seeds", "null_seeds", "eps", "key_sizes"))
-    attacks = "; ".join(f"{name} {levels}" for name, levels in config["attacks"].items() if levels)
+    shown = [path for path in figures(results) if path.name in ("detection.png", "roc_curves.png")]
     lines = [
-        START,
-        "## Results",
-        "",
-        (f"Generated by `make readme` from `{results}/`: the sweep's config as it ran is "
-         f"`{results}/config.yaml` (grid: {grid}; attacks: {attacks}; extraction: {config['extraction']}). "
-         f"From the first job's start to the last job's end the sweep took {sweep_wall_time(jobs) / 60:.1f} "
-         f"minutes of wall time on {machine.cpus} CPU cores ({machine.platform}, no GPU); its jobs used "
-         f"{jobs.cpu_s.sum() / 60:.1f} CPU-minutes in all. "
-         f"`snakemake --report {results}/report.html` gathers every table and figure below (see [The report](#the-report))."),
-        "",
-        "### Paper vs fsw",
-        "",
-        ("Each claim of the paper against this run; verdicts and explanations are computed from the "
-         "measurements (`fsw.report.paper.paper_vs_fsw`)."),
-        "",
-        table(comparison, ["claim", "paper", "fsw", "verdict", "explanation"]),
-        "",
-        "### Training, embedding, detection",
-        "",
-        "Test accuracy of the trained models (the key sources and the null models):",
-        "",
-        table(training_summary(training), ["network", "models", "test_acc_mean", "test_acc_min", "test_acc_max"]),
-        "",
-        ("Each row: the marked model (`*_marked`) beside the unmarked model its key was made from "
-         "(`*_unmarked`); `acc_drop` is test accuracy lost by embedding (negative = gained); "
-         "`detected_*` is the paper's binomial decision `key_errors < theta` at z = 0.05."),
-        "",
-        verification,
-        "",
-        "### Removal attacks",
-        "",
-        ("Per key and attack, levels from the weakest to the strongest: the weakest level at which the "
-         "paper's rule (`lost_paper`) and the recommended rule (`lost_default`) no longer detect the mark, "
-         "the weakest levels at which test accuracy has fallen 1, 5 and 10 points, and whether the mark is "
-         "lost before the model is ruined (`report/attacks/mark_lost.md` says what ruined means)."),
-        "",
-        table(mark_lost, ["network", "eps", "key_size", "attack", "levels", "lost_paper", "lost_default", "drop_1pt",
-                          "drop_5pt", "drop_10pt", "lost_before_ruin_paper", "lost_before_ruin_default"]),
-        "",
-        "### Extraction",
-        "",
-        extraction_verdict(extraction) + (" Surrogates trained on the labels of the served marked model; "
-                                          "`null_key_acc`: the mean key accuracy of the null models verified "
-                                          "with the same key."),
-        "",
-        table(extraction, ["network", "eps", "surrogate", "augmentation", "queries", "test_acc", "victim_acc",
-                           "key_errors", "key_acc", "null_key_acc", "detected_paper", "detected_default"]),
-        "",
-        "### False positives: the paper's rule against independently trained models",
-        "",
-        ("Every key was verified against every unmarked model of the sweep (each network at the "
-         "sweep's seed and at the null seeds). `fpr` is the share of independent unmarked models called "
-         "marked, with its 95% Clopper-Pearson interval; `tpr` the share of marked models detected, "
-         "`tpr_attacked` of attacked copies. Calibrated rules judge a model against the null models "
-         "of the same key, leaving that model out."),
-        "",
-        rule_summary(rules).to_markdown(index=False),
-        "",
-        "### Figures",
-        "",
-        (f"Copies, made by `make readme`, of the sweep's PNGs in "
-         f"`{Path(os.path.relpath(figure_dir, link_base)).as_posix()}/` (results/ is not committed)."),
-        "",
-        "\n\n".join(figure_links(sweep_figures, figure_dir, link_base)),
-        "",
-        "Runtime per rule (benchmarked jobs, from the `benchmark:` files):",
-        "",
-        runtime.to_markdown(index=False),
-        *key_size_section(results / "keysizes", figure_dir, link_base),
-        *speed_benchmarks(link_base / "benchmarks" / "results"),
+        START, "## Results", "",
+        (f"Generated by `make readme` from `{results}/` (the sweep of `{results}/config.yaml`): "
+         f"{machine_line(results, jobs)}. Every table of the run is in [{document}]({document}); "
+         f"`snakemake --report {results}/report.html` renders them all."), "",
+        ("Share of models called marked, pooled over networks, ε and key sizes, with exact 95% "
+         "intervals. Held-out models were never used to select a key or fit a decision."), "",
+        table(headline(results)), "",
+        "The recommended setup per network and ε:", "",
+        table(goal_table(results)), "",
+        "\n\n".join(figure_links(shown, figure_dir, link_base)),
         END,
     ]
     return "\n".join(lines)
 
 
-def shown_rates(rates: pd.DataFrame) -> pd.DataFrame:
-    """The key-size rows the README shows: the paper's rule and the recommended one."""
-    return rates[(rates.rule == "paper_binomial") | rates.default.astype(bool)]
+def results_document(results: Path, link_base: Path, figure_dir: Path, benchmarks: Path) -> str:
+    """docs/results.md: every table of the run, the speed benchmarks (their result files in
+    `benchmarks`), then every figure; figure links relative to link_base, the document's folder."""
+    config = yaml.safe_load((results / "config.yaml").read_text())
+    report, tables = results / "report", results / "tables"
+    jobs = benchmark_jobs(results / "benchmarks")
 
+    def read(path: Path, **kwargs) -> pd.DataFrame:
+        return pd.read_csv(path, **kwargs)
 
-def key_size_rates(results: Path) -> pd.DataFrame | None:
-    rates_csv = results / "tables" / "false_positives" / "rates.csv"
-    return pd.read_csv(rates_csv) if rates_csv.is_file() else None
+    detection = read(tables / "detection.csv")
+    recommended_rule = detection[detection.recommended].rule.iloc[0]
+    shown_rules = ["paper_binomial", recommended_rule]
+    training = read(report / "training" / "training.csv")
+    accuracy = (training.groupby(["population", "network", "split"]).test_acc
+                .agg(models="count", test_acc_mean="mean", test_acc_min="min", test_acc_max="max").round(4).reset_index())
+    extraction = read(report / "extraction" / "extraction.csv")
+    lines = [
+        "# Results of the sweep", "",
+        (f"Generated by `make readme` from `{results}/`; {machine_line(results, jobs)}. Grid: networks "
+         f"{config['networks']}, seeds {config['seeds']}, ε {config['eps']}, key sizes {config['key_sizes']}, "
+         f"strategies {config['strategies']}."), "",
+        "## Paper vs fsw", "",
+        table(read(report / "paper" / "paper_vs_fsw.csv").fillna(""), ["claim", "paper", "fsw", "verdict", "explanation"]),
+        "", "## Trained models", "", "Test accuracy per population, network option and training split:", "",
+        table(accuracy), "",
+        "## Keys", "",
+        ("`reference_matches_mean`: how many of the key's items the calibration models answer with its "
+         "labels, on average; `threshold`: the decision's θ (marked iff errors < θ; 0 = the key proves nothing)."), "",
+        table(read(report / "keys" / "keygen.csv")), "",
+        "## Embedding", "", table(read(report / "embedding" / "embedding.csv")), "",
+        "## Detection", "",
+        (f"The paper's rule and the recommended one ({recommended_rule}) per key setting and population "
+         "(`tables/detection.csv` has every rule)."), "",
+        table(detection[detection.rule.isin(shown_rules)]), "",
+        "Every rule pooled over the grid:", "", table(read(tables / "detection_pooled.csv")), "",
+        "## ROC against the held-out models", "", table(read(tables / "roc.csv")), "",
+        "## False positives per held-out family", "",
+        table(read(tables / "fpr_by_family.csv").query("rule in @shown_rules")), "",
+        "## Held-out models against the paper's fair coin", "", table(read(tables / "null_accuracy.csv")), "",
+        "## Removal attacks", "",
+        table(read(report / "attacks" / "mark_lost.csv", dtype=str)), "",
+        "## Extraction", "", extraction_verdict(extraction), "", table(extraction), "",
+        "## Runtime per rule", "", table(read(report / "sweep" / "runtime.csv")),
+        *key_size_section(results / "keysizes"),
+        *speed_benchmarks(benchmarks),
+        "", "## Figures", "", "\n\n".join(figure_links(figures(results), figure_dir, link_base)), "",
+    ]
+    return "\n".join(lines)
 
 
 def key_size_plots(results: Path) -> list[Path]:
-    """The key-size sweep's plots of the rules the README shows (none when it has not run)."""
-    rates = key_size_rates(results)
-    rules = [] if rates is None else sorted(set(shown_rates(rates).rule))
-    return [path for path in (results / "plots" / f"rates_{rule}.png" for rule in rules) if path.is_file()]
+    """The key-size sweep's detection figure, when it has been run."""
+    return [path for path in (results / "plots" / "detection.png",) if path.is_file()]
 
 
-def key_size_section(results: Path, figure_dir: Path, link_base: Path) -> list[str]:
-    """The key-size sweep (config/keysizes.yaml), when it has been run: false- and true-positive
-    rates of the paper's rule and the recommended one against the key size."""
-    rates = key_size_rates(results)
-    if rates is None:
+def key_size_section(results: Path) -> list[str]:
+    """The key-size sweep (config/keysizes.yaml), when it has been run: the paper's rule and the
+    recommended one against the key size."""
+    path = results / "tables" / "detection.csv"
+    if not path.is_file():
         return []
-    shown = shown_rates(rates).copy()
-    recommended = shown.default.astype(bool)
-    shown["rule"] = shown.rule.where(~recommended, shown.rule + " (recommended)")
-    columns = ["network", "eps", "key_size", "rule", "theta_paper", "n_null", "fpr", "fpr_low", "fpr_high", "tpr"]
-    table = shown.sort_values(["network", "eps", "rule", "key_size"])[columns].round(3)
-    links = figure_links(key_size_plots(results), figure_dir, link_base)
-    return ["", "### Key size", "",
-            (f"From `{results}/` (`snakemake --configfile config/keysizes.yaml`): every key size against "
-             "the null models of the sweep; `fpr` with its 95% Clopper-Pearson interval, `tpr` on the "
-             "marked model of each key."),
-            "", table.to_markdown(index=False), *(["", "\n\n".join(links)] if links else [])]
+    detection = pd.read_csv(path)
+    recommended = detection[detection.recommended].rule.iloc[0] if detection.recommended.any() else None
+    shown = detection[detection.rule.isin(["paper_binomial", recommended])]
+    return ["", "## Key size", "",
+            (f"From `{results}/` (`snakemake --configfile config/keysizes.yaml`): every key size against the "
+             "same populations."), "",
+            table(shown.sort_values(["network", "eps", "strategy", "rule", "population", "key_size"]))]
 
 
 def speed_benchmarks(results: Path) -> list[str]:
@@ -260,7 +246,7 @@ def speed_benchmarks(results: Path) -> list[str]:
                        + (" (emulated: this CPU has no native bfloat16, so fsw trains the CNN in "
                           "float32 on it)." if measured.get("bf16_native") is False else ".")),
                   "", rows.round(1).to_markdown(index=False)]
-    return ["", "### Speed benchmarks", *lines] if lines else []
+    return ["", "## Speed benchmarks", *lines] if lines else []
 
 
 def update_readme(readme: Path, section: str) -> None:
@@ -276,12 +262,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
+    parser.add_argument("--document", type=Path, help="every table (default: docs/results.md beside the README)")
     parser.add_argument("--figures", type=Path, help="where the figures are copied (default: docs/results/ beside the README)")
     args = parser.parse_args()
-    figure_dir = args.figures or default_figure_dir(args.readme.parent)
+    base = args.readme.parent
+    figure_dir = args.figures or base / "docs" / "results"
+    document = args.document or base / "docs" / "results.md"
     copies = publish_figures(args.results, figure_dir)
-    update_readme(args.readme, results_section(args.results, link_base=args.readme.parent, figure_dir=figure_dir))
-    print(f"updated {args.readme} from {args.results}; {len(copies)} figures copied to {figure_dir}")
+    link = Path(os.path.relpath(document, base)).as_posix()
+    update_readme(args.readme, results_section(args.results, link_base=base, figure_dir=figure_dir, document=link))
+    text = results_document(args.results, document.parent, figure_dir, base / "benchmarks" / "results")
+    atomic_write(document, lambda tmp: Path(tmp).write_text(text))
+    print(f"updated {args.readme} and {document} from {args.results}; {len(copies)} figures copied to {figure_dir}")
 
 
 if __name__ == "__main__":

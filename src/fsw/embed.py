@@ -16,7 +16,7 @@ from fsw.config import make_trainer, setup_run
 from fsw.data import Split, batch_loader, load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, save_model, write_json
-from fsw.keygen import Key, load_key
+from fsw.key import Key, load_key
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ def run(cfg: DictConfig) -> dict:
         "eps": key.eps,
         "key_size": len(key),
         "key_hash": key.hash,
+        "strategy": key.meta.get("strategy", "paper"),
         **before,
         "test_acc_after": accuracy(net, splits.test.x, splits.test.y),
         "key_acc_after": accuracy(net, key.inputs, key.labels),

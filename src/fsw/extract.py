@@ -23,7 +23,7 @@ from fsw.config import network_trainer, setup_run
 from fsw.data import batch_loader, load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, save_model, write_json
-from fsw.keygen import fgsm
+from fsw.adversarial import fgsm
 from fsw.networks import build_network
 from fsw.oracle.client import LocalOracle, Oracle, RemoteOracle
 

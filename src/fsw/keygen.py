@@ -1,68 +1,26 @@
-"""Stage `keygen`: FGSM key generation, the Key it produces, and key files."""
+"""Stage `keygen`: make a key from the owner's model by one of the key strategies, and ship it with the
+answers of the owner's reference models (its calibration)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
 from fsw.config import setup_run
 from fsw.data import load_splits
-from fsw.errors import KeyFileError, KeygenError
-from fsw.inference import INFERENCE_BATCH, device_of, predict
-from fsw.io import load_model, provenance, safe_torch_load, torch_save, write_json
-from fsw.networks import INPUT_SHAPE, NUM_CLASSES
+from fsw.errors import KeygenError
+from fsw.adversarial import fgsm, margin_pgd, margins
+from fsw.inference import INFERENCE_BATCH, predict
+from fsw.io import load_model, provenance, write_json
+from fsw.key import Calibration, Key, save_key
+from fsw.stats.decision import PAPER_RULE, null_errors
 
 log = logging.getLogger(__name__)
-
-KEY_FORMAT = "fsw-key/1"
-
-
-@dataclass(frozen=True)
-class Key:
-    """A watermark key: l inputs with their ORIGINAL labels; half true, half false adversaries."""
-
-    inputs: torch.Tensor  # float32 [l, 1, 28, 28] in [0, 1]
-    labels: torch.Tensor  # int64 [l]
-    is_true_adversary: torch.Tensor  # bool [l]: FGSM flipped the source model's prediction
-    source_indices: torch.Tensor  # int64 [l]: index of each source image in the MNIST training file
-    eps: float
-    seed: int
-    meta: dict  # network and seed of the source model, provenance
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def hash(self) -> str:
-        return key_hash(self.inputs, self.labels, self.is_true_adversary, self.eps)
-
-
-def key_hash(inputs: torch.Tensor, labels: torch.Tensor, flags: torch.Tensor, eps: float) -> str:
-    """sha256 of the key's content: what a verifier queries and expects back."""
-    digest = hashlib.sha256()
-    for tensor in (inputs.to(torch.float32), labels.to(torch.int64), flags.to(torch.bool)):
-        digest.update(tensor.contiguous().numpy().tobytes())
-    digest.update(repr(float(eps)).encode())
-    return digest.hexdigest()
-
-
-def fgsm(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-    """x' = clip(x + eps * sign(grad_x CE(net(x), y)), 0, 1), with the network in eval mode."""
-    net.eval()
-    device = device_of(net)
-    x = x.to(device).clone().requires_grad_(True)
-    loss = F.cross_entropy(net(x), y.to(device))
-    (grad,) = torch.autograd.grad(loss, x)
-    return (x + eps * grad.sign()).clamp_(0.0, 1.0).detach().cpu()
-
 
 @dataclass(frozen=True)
 class Candidates:
@@ -163,101 +121,131 @@ def generate_key(
     return key, diagnostics
 
 
-def key_payload(key: Key) -> dict:
-    """What a key file holds: the key's tensors and settings, and the hash of its content."""
-    return {
-        "format": KEY_FORMAT,
-        "inputs": key.inputs,
-        "labels": key.labels,
-        "is_true_adversary": key.is_true_adversary,
-        "source_indices": key.source_indices,
-        "eps": key.eps,
-        "seed": key.seed,
-        "meta": key.meta,
-        "hash": key.hash,
-    }
+def transfer_key(
+    net: nn.Module,
+    references: list[nn.Module],
+    data,
+    *,
+    size: int,
+    eps: float,
+    seed: int,
+    scan_size: int,
+    pool_size: int,
+    steps: int,
+    kappa: float,
+    meta: dict | None = None,
+) -> tuple[Key, dict]:
+    """A key whose every item is evidence: images the reference models answer wrongly, labelled as
+    the marked model will answer them.
 
+    1. Scan `scan_size` random images of the owner's data and keep the `pool_size` nearest to every
+       reference model's frontier (smallest largest positive margin) that the source gets right.
+    2. True adversaries: margin PGD (radius eps) against the source and the references together;
+       kept where the source's answer flips. False adversaries: margin PGD against the references
+       while the source keeps its answer; kept where it does. Both keep their original labels, as in
+       the paper, so that the marked model answers all of them with the key's label.
+    3. Of each kind, the size/2 items the fewest references answer with the key's label (ties at
+       random). The pool doubles until both kinds have size/2 candidates or the scan is used up.
 
-def save_key(path: str | Path, key: Key) -> Path:
-    return torch_save(path, key_payload(key))
-
-
-def load_key(path: str | Path, expected_hash: str | None = None) -> Key:
-    """Read a key file without executing code; refuse it if it is empty, malformed or tampered with.
-
-    The content hash is checked against the one recorded in the file and, if given, against
-    `expected_hash` (e.g. the `key_hash` of a keygen report or an earlier verify record): the file's
-    own record catches corruption, an external record also catches a key rebuilt with a new hash.
-    Error messages name the file and the fields at fault, never the key's values.
+    The references only select; the calibration that decides must come from other models.
     """
-    payload = safe_torch_load(path, "key", KeyFileError)
-    fields = ("inputs", "labels", "is_true_adversary", "source_indices", "eps", "seed", "hash")
-    if not isinstance(payload, dict) or payload.get("format") != KEY_FORMAT:
-        raise KeyFileError(f"{path} is not an fsw key file (expected format {KEY_FORMAT!r})")
-    missing = [name for name in fields if name not in payload]
-    if missing:
-        raise KeyFileError(f"key file {path} lacks {', '.join(missing)}")
-    tensors = {
-        "inputs": (torch.float32,),
-        "labels": (torch.int64, torch.int32, torch.int16, torch.uint8),
-        "is_true_adversary": (torch.bool,),
-        "source_indices": (torch.int64, torch.int32),
-    }
-    for name, dtypes in tensors.items():
-        value = payload[name]
-        if not isinstance(value, torch.Tensor) or value.dtype not in dtypes or value.dim() == 0:
-            what = f"a {value.dtype} tensor" if isinstance(value, torch.Tensor) else type(value).__name__
-            raise KeyFileError(
-                f"key file {path} is malformed: {name} is {what}, expected a {dtypes[0]} tensor"
-            )
-    eps, seed, recorded, meta = payload["eps"], payload["seed"], payload["hash"], payload.get("meta", {})
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 < eps <= 1.0:
-        raise KeyFileError(f"key file {path} is malformed: eps must be a number in (0, 1]")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise KeyFileError(f"key file {path} is malformed: seed must be an integer")
-    if not isinstance(recorded, str) or not isinstance(meta, dict):
-        raise KeyFileError(f"key file {path} is malformed: its hash must be a string and meta a dict")
-    n = len(payload["labels"])
-    if n == 0:
-        raise KeyFileError(f"key file {path} is empty: it holds no key items")
-    shapes = {name: tuple(payload[name].shape) for name in tensors}
-    if shapes["inputs"] != (n, *INPUT_SHAPE) or shapes["labels"] != (n,) or any(
-        shapes[name] != (n,) for name in ("is_true_adversary", "source_indices")
-    ):
-        raise KeyFileError(
-            f"key file {path} does not fit the model: inputs {list(shapes['inputs'])}, labels "
-            f"{list(shapes['labels'])}, is_true_adversary {list(shapes['is_true_adversary'])}, "
-            f"source_indices {list(shapes['source_indices'])}; fsw networks take inputs of shape "
-            f"[l, {', '.join(map(str, INPUT_SHAPE))}] with l labels, flags and source indices"
-        )
-    labels = payload["labels"].to(torch.int64)
-    if labels.min() < 0 or labels.max() >= NUM_CLASSES:
-        raise KeyFileError(
-            f"key file {path} does not fit the model: its labels must be classes 0..{NUM_CLASSES - 1}"
-        )
-    inputs = payload["inputs"]
-    if not torch.isfinite(inputs).all() or inputs.min() < 0 or inputs.max() > 1:
-        raise KeyFileError(f"key file {path} is malformed: its inputs must be pixel values in [0, 1]")
-    key = Key(
-        inputs=inputs,
-        labels=labels,
-        is_true_adversary=payload["is_true_adversary"],
-        source_indices=payload["source_indices"].to(torch.int64),
-        eps=float(eps),
-        seed=int(seed),
-        meta=meta,
-    )
-    if key.hash != recorded:
-        raise KeyFileError(
-            f"key file {path} does not match its recorded hash (recorded {recorded[:12]}..., "
-            f"content {key.hash[:12]}...): it was modified or corrupted after it was made"
-        )
-    if expected_hash is not None and key.hash != expected_hash:
-        raise KeyFileError(
-            f"key file {path} is not the expected key: its hash is {key.hash[:12]}..., the record "
-            f"says {str(expected_hash)[:12]}...; it was replaced after the record was made"
-        )
-    return key
+    if size <= 0 or size % 2:
+        raise KeygenError(f"key size must be a positive even number, got {size}")
+    if not references:
+        raise KeygenError("the transfer strategy needs reference models to select the key against "
+                          "(keygen.selection_in)")
+    generator = torch.Generator().manual_seed(seed)
+    scanned = torch.randperm(len(data), generator=generator)[: min(scan_size, len(data))]
+    x, y = data.x[scanned], data.y[scanned]
+    with torch.no_grad():
+        reach = torch.stack([torch.cat([margins(r.eval(), xb, yb) for xb, yb in zip(x.split(INFERENCE_BATCH),
+                                                                                    y.split(INFERENCE_BATCH))])
+                             for r in references]).clamp(min=0.0).max(0).values
+    correct = predict(net, x) == y
+    order = torch.argsort(reach + torch.where(correct, 0.0, float("inf")), stable=True)
+    order = order[: int(correct.sum())]
+    half = size // 2
+    pool = min(pool_size, len(order))
+    while True:
+        chosen = order[:pool]
+        xs, ys = x[chosen], y[chosen]
+        x_true = margin_pgd([net, *references], [], xs, ys, eps, steps=steps, kappa=kappa, generator=generator)
+        x_false = margin_pgd(references, [net], xs, ys, eps, steps=steps, kappa=kappa, generator=generator)
+        is_true, is_false = predict(net, x_true) != ys, predict(net, x_false) == ys
+        log.info("pool %d: %d true and %d false adversaries", pool, int(is_true.sum()), int(is_false.sum()))
+        if (is_true.sum() >= half and is_false.sum() >= half) or pool >= len(order):
+            break
+        pool = min(2 * pool, len(order))
+    diagnostics = {"pool_size": pool, "scanned": len(scanned), "correct": pool,
+                   "true_adversaries_found": int(is_true.sum()), "false_adversaries_found": int(is_false.sum()),
+                   "eps": eps, "key_size": size}
+    if is_true.sum() < half or is_false.sum() < half:
+        raise KeygenError(
+            f"not enough adversaries for a transfer key of {size} at eps={eps}: {pool} images near the "
+            f"references' frontiers gave {int(is_true.sum())} true and {int(is_false.sum())} false "
+            f"adversaries, {half} of each are needed; try another eps, a smaller key or a larger "
+            f"keygen.transfer.scan_size")
+
+    def agreement(inputs: torch.Tensor) -> torch.Tensor:
+        return torch.stack([predict(r, inputs) == ys for r in references]).float().mean(0)
+
+    def least_agreed(mask: torch.Tensor, agree: torch.Tensor) -> torch.Tensor:
+        where = mask.nonzero().squeeze(1)
+        where = where[torch.randperm(len(where), generator=generator)]
+        return where[torch.argsort(agree[where], stable=True)][:half]
+
+    agree_true, agree_false = agreement(x_true), agreement(x_false)
+    pick_true, pick_false = least_agreed(is_true, agree_true), least_agreed(is_false, agree_false)
+    diagnostics["reference_agreement_true"] = float(agree_true[pick_true].mean())
+    diagnostics["reference_agreement_false"] = float(agree_false[pick_false].mean())
+    inputs = torch.cat([x_true[pick_true], x_false[pick_false]])
+    labels = torch.cat([ys[pick_true], ys[pick_false]])
+    flags = torch.cat([torch.ones(half, dtype=torch.bool), torch.zeros(half, dtype=torch.bool)])
+    sources = torch.cat([data.index[scanned[chosen[pick_true]]], data.index[scanned[chosen[pick_false]]]])
+    shuffle = torch.randperm(size, generator=generator)  # true and false not in blocks
+    key = Key(inputs=inputs[shuffle].contiguous(), labels=labels[shuffle].contiguous(),
+              is_true_adversary=flags[shuffle].contiguous(), source_indices=sources[shuffle].contiguous(),
+              eps=float(eps), seed=int(seed), meta=dict(meta or {}))
+    diagnostics["key_hash"] = key.hash
+    return key, diagnostics
+
+
+def model_id(meta: dict, path) -> str:
+    """A reference model's id in a calibration: split/network/s<seed>, from its file's metadata."""
+    if {"split", "network", "seed"} <= set(meta):
+        return f"{meta['split']}/{meta['network']}/s{meta['seed']}"
+    return str(path)
+
+
+def calibrate(key: Key, paths) -> Calibration:
+    """How the reference models at `paths` answer the key (loaded one at a time)."""
+    models, families, rows = [], [], []
+    for path in paths:
+        net, arch, meta = load_model(path)
+        models.append(model_id(meta, path))
+        families.append(str(meta.get("network", arch["name"])))
+        rows.append(predict(net, key.inputs) == key.labels)
+    return Calibration(tuple(models), tuple(families), torch.stack(rows), key.hash)
+
+
+def check_not_vacuous(key: Key, rule: str, z: float, refuse: bool = True) -> int:
+    """The threshold of the key's decision rule at level z. 0 means that even a suspect answering
+    every item as the marked model does could not be called marked: KeygenError, or a warning
+    where `refuse` is false."""
+    matches = None if key.calibration is None else key.calibration.matches.numpy()
+    families = () if key.calibration is None else key.calibration.families
+    threshold = null_errors(rule, len(key), matches, families).threshold(z)
+    if threshold == 0:
+        message = (
+            f"this key cannot prove anything: by the decision rule {rule!r} at z={z}, even a suspect "
+            f"that answers all {len(key)} items with the key's labels is not called marked, because the "
+            f"reference models answer them that way too (calibration p-value of 0 errors: "
+            f"{null_errors(rule, len(key), matches, families).p_value(0):.3g}). Use the transfer "
+            f"strategy, a larger eps or a larger key.")
+        if refuse:
+            raise KeygenError(message)
+        log.warning(message)
+    return threshold
 
 
 def run(cfg: DictConfig) -> dict:
@@ -265,20 +253,30 @@ def run(cfg: DictConfig) -> dict:
     started = time.perf_counter()
     net, arch, meta = load_model(cfg.model_in)
     owner = load_splits(cfg.data).owner
-    key, diagnostics = generate_key(
-        net,
-        owner.x,
-        owner.y,
-        owner.index,
-        size=int(cfg.keygen.size),
-        eps=float(cfg.keygen.eps),
-        seed=int(cfg.seed),
-        pool_size=int(cfg.keygen.pool_size),
-        max_pool=cfg.keygen.max_pool,
-        meta={"network": arch["name"], "model_seed": meta.get("seed"), **provenance()},
-    )
-    diagnostics["network"] = arch["name"]
-    diagnostics["wall_time_s"] = round(time.perf_counter() - started, 3)
+    settings = cfg.keygen
+    key_meta = {"network": arch["name"], "model_seed": meta.get("seed"), "strategy": settings.strategy,
+                **provenance()}
+    if settings.strategy == "paper":
+        key, diagnostics = generate_key(
+            net, owner.x, owner.y, owner.index, size=int(settings.size), eps=float(settings.eps),
+            seed=int(cfg.seed), pool_size=int(settings.pool_size), max_pool=settings.max_pool, meta=key_meta)
+    else:
+        references = [load_model(path)[0] for path in cfg.selection_in]
+        transfer = settings.transfer
+        key, diagnostics = transfer_key(
+            net, references, owner, size=int(settings.size), eps=float(settings.eps), seed=int(cfg.seed),
+            scan_size=int(transfer.scan_size), pool_size=int(transfer.pool_size), steps=int(transfer.steps),
+            kappa=float(transfer.kappa), meta=key_meta)
+    if cfg.calibration_in:
+        key = Key(**{**key.__dict__, "calibration": calibrate(key, cfg.calibration_in)})
+        diagnostics["calibration_models"] = len(cfg.calibration_in)
+        diagnostics["calibration_hash"] = key.calibration.hash
+        diagnostics["reference_matches_mean"] = float(key.calibration.matches.float().sum(1).mean())
+    decision = cfg.decision
+    diagnostics["threshold"] = check_not_vacuous(key, decision.rule if key.calibration else PAPER_RULE,
+                                                 float(decision.z), refuse=settings.vacuous == "refuse")
+    diagnostics.update(network=arch["name"], strategy=settings.strategy,
+                       wall_time_s=round(time.perf_counter() - started, 3))
     save_key(cfg.key_out, key)
     write_json(cfg.report_out, diagnostics)
     return diagnostics

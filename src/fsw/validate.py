@@ -26,6 +26,7 @@ torch-free at import.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import math
 from collections.abc import Iterable, Mapping
@@ -43,6 +44,8 @@ from fsw.errors import ConfigError
 
 DATASETS = {"mnist": "MNIST"}  # what fsw.data.load_splits accepts
 IRNN_MODES = {"rows": 28, "pixels": 784}  # fsw.networks.IRNN's modes -> sequence length
+VACUOUS = ("refuse", "warn")  # what keygen does with a key on which the decision can call nothing marked
+TRAINING_SPLITS = ("owner", "attacker")  # the parts of MNIST a model may be trained on
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
 
 
@@ -146,6 +149,9 @@ RULES: dict[str, Rule] = {
     "out": PATH,
     "table_csv": PATH,
     "table_md": PATH,
+    "tables_dir": PATH,
+    "plot_dir": PATH,
+    "recommended_strategy": choice("fsw.grid:KEY_STRATEGIES"),
     "url_file": OPTIONAL_PATH,
     # data/
     "data.name": choice("fsw.validate:DATASETS"),
@@ -159,12 +165,20 @@ RULES: dict[str, Rule] = {
     "data.limit_attacker": OPTIONAL_POSITIVE,
     "data.limit_test": OPTIONAL_POSITIVE,
     # network/
+    "network.name": Rule("str"),
     "network.arch.name": choice("fsw.networks:NETWORKS"),
     "network.arch.hidden": POSITIVE,
     "network.arch.dropout": DROPOUT,
     "network.arch.dropout_conv": DROPOUT,
     "network.arch.dropout_dense": DROPOUT,
     "network.arch.mode": choice("fsw.validate:IRNN_MODES"),
+    "network.arch.depth": COUNT,
+    "network.arch.width": POSITIVE,
+    "network.arch.dense": POSITIVE,
+    "network.augment.kind": choice("fsw.classifier:AUGMENTATIONS"),
+    "network.augment.eps": fraction(hi_open=False),
+    "network.augment.sigma": number(0, lo_open=True),
+    "split": choice("fsw.validate:TRAINING_SPLITS"),
     "network.optimizer": choice("fsw.classifier:OPTIMIZERS"),
     "network.gradient_clip_val": number(0, optional=True),
     "network.precision": choice("fsw.config:PRECISIONS"),
@@ -178,6 +192,15 @@ RULES: dict[str, Rule] = {
     "trainer.limit_train_batches": number(0, lo_open=True, optional=True),
     "trainer.limit_val_batches": number(0, optional=True),
     # key/
+    "keygen.strategy": choice("fsw.grid:KEY_STRATEGIES"),
+    "keygen.vacuous": choice("fsw.validate:VACUOUS"),
+    "suspect.population": choice("fsw.grid:POPULATIONS"),
+    "keygen.transfer.scan_size": POSITIVE,
+    "keygen.transfer.pool_size": POSITIVE,
+    "keygen.transfer.steps": POSITIVE,
+    "keygen.transfer.kappa": number(0),
+    "decision.rule": choice("fsw.stats.decision:DECISION_RULES"),
+    "decision.z": fraction(),
     "keygen.eps": fraction(hi_open=False),  # (0, 1]: an FGSM step on images in [0, 1]
     "keygen.size": integer(2, even=True),  # half true, half false adversaries
     "keygen.pool_size": POSITIVE,
@@ -188,8 +211,6 @@ RULES: dict[str, Rule] = {
     "embed.max_epochs": POSITIVE,
     "embed.batches_per_epoch": POSITIVE,
     "embed.key_fraction": fraction(),
-    # verify
-    "z": fraction(),  # significance level of the binomial test
     # remote label-only API (verify, extract)
     "remote.url": Rule("str", optional=True),
     "remote.budget": OPTIONAL_POSITIVE,
@@ -221,8 +242,8 @@ RULES: dict[str, Rule] = {
     "figure1.arrows": BOOL,
 }
 
-# Keys whose value must be a list of paths (report's records).
-PATH_LISTS = ("records",)
+# Keys whose value must be a list of paths, and whether it may be empty.
+PATH_LISTS = {"records": False, "selection_in": True, "calibration_in": True}
 
 _ABSENT = object()
 
@@ -249,7 +270,7 @@ def problems(cfg: DictConfig | Mapping) -> list[str]:
             continue
         if isinstance(value, (DictConfig, ListConfig)) or not rule.accepts(value):
             found.append(_problem(path, value, rule))
-    for path in PATH_LISTS:
+    for path, may_be_empty in PATH_LISTS.items():
         try:
             value = OmegaConf.select(cfg, path, default=_ABSENT, throw_on_missing=True)
         except MissingMandatoryValue:
@@ -257,8 +278,9 @@ def problems(cfg: DictConfig | Mapping) -> list[str]:
             continue
         if value is _ABSENT:
             continue
-        if not isinstance(value, ListConfig) or len(value) == 0 or not all(PATH.accepts(v) for v in value):
-            found.append(f"{path}={value!r} is invalid: it must be a non-empty list of paths")
+        if not isinstance(value, ListConfig) or (len(value) == 0 and not may_be_empty) \
+                or not all(PATH.accepts(v) for v in value):
+            found.append(f"{path}={value!r} is invalid: it must be a {'' if may_be_empty else 'non-empty '}list of paths")
     return found
 
 
@@ -290,10 +312,37 @@ def check_overrides(overrides: Iterable[str], where: str = "overrides") -> list[
     return found
 
 
-def check_sweep(config: Mapping) -> None:
+def population_problems(config: Mapping, network_options: Iterable[str]) -> list[str]:
+    """Unknown network options in the populations, and models that belong to two of them (or are a
+    key source): a model is its (split, network, seed), and the populations must never mix."""
+    options = set(network_options)
+    owner = {("owner", network, seed) for network in config.get("networks", []) for seed in config.get("seeds", [])}
+    groups = {f"reference.{name}": groups for name, groups in (config.get("reference") or {}).items()}
+    groups["heldout"] = config.get("heldout") or []
+    found, seen = [], {model: "the key sources" for model in owner}
+    for name, population in groups.items():
+        for group in population:
+            for network in group["networks"]:
+                if network not in options:
+                    near = difflib.get_close_matches(network, sorted(options), n=1)
+                    hint = f" (did you mean {near[0]!r}?)" if near else ""
+                    found.append(f"{name}: unknown network {network!r}{hint}; options: {', '.join(sorted(options))}")
+                for seed in group["seeds"]:
+                    model = (group["split"], network, seed)
+                    if model in seen:
+                        found.append(f"{name}: model {'/'.join(map(str, model))} is also in {seen[model]}; "
+                                     "populations must never share a model")
+                    seen.setdefault(model, name)
+    return found
+
+
+def check_sweep(config: Mapping, network_options: Iterable[str] | None = None) -> None:
     """For the Snakefile: check what the JSON schema cannot, before any job runs: the Hydra
-    `overrides`, and that the extraction and remote eps are among the sweep's (keys exist there)."""
-    found = []
+    `overrides`, that the extraction and remote eps are among the sweep's (keys exist there), and
+    that the null populations name known network options and never share a model."""
+    from fsw.grid import network_options as options
+
+    found = population_problems(config, options() if network_options is None else network_options)
     for stage, overrides in (config.get("overrides") or {}).items():
         found += check_overrides(overrides or [], where=f"overrides.{stage}")
     for section in ("extraction", "remote"):

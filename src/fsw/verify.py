@@ -1,8 +1,9 @@
 """Stage `verify`: zero-bit black-box verification of a suspect model with a key.
 
-Only the suspect's top-1 labels are used (the remote, label-only setting). The null model of the
-paper: an unmarked model gets each key item right with probability 1/2, so the number of mismatches
-m is Binomial(l, 1/2); the model is called marked iff m < theta, theta chosen at significance z.
+Only the suspect's top-1 labels are used (the remote, label-only setting). The verdict is that of the
+decision rule `decision.rule`, fitted to the calibration the key ships with (`fsw.stats.decision`);
+the paper's rule (the number of errors m against Binomial(l, 1/2), marked iff m < theta) is recorded
+beside it, labelled as such.
 """
 
 from __future__ import annotations
@@ -18,27 +19,41 @@ from fsw.config import setup_run
 from fsw.data import load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, provenance, write_json
-from fsw.keygen import Key, load_key
+from fsw.key import Key, load_key
 from fsw.oracle.client import LocalOracle, Oracle, RemoteOracle
-from fsw.stats.tests import binomial_p_value, binomial_threshold
+from fsw.stats.decision import DECISION_RULES, PAPER_RULE, Decision, null_errors
 
 log = logging.getLogger(__name__)
 
 
-def verify_key(oracle: Oracle, key: Key, z: float, batch_size: int = 100) -> dict:
-    """Query the key in batches; count mismatches; decide."""
+def verify_key(oracle: Oracle, key: Key, decision: DictConfig, batch_size: int = 100) -> dict:
+    """Query the key in batches, count the suspect's errors, and decide: by `decision.rule` with the
+    key's calibration (the paper's rule where the key has none), beside the paper's own outcome and
+    every calibrated rule's (for the report's comparison)."""
     started = time.perf_counter()
     labels = torch.cat([oracle(chunk) for chunk in key.inputs.split(batch_size)])
-    errors = int((labels != key.labels).sum())
-    threshold = binomial_threshold(len(key), z)
+    wrong = labels != key.labels
+    errors, l, z = int(wrong.sum()), len(key), float(decision.z)
+    calibration = key.calibration
+    matches = None if calibration is None else calibration.matches.numpy()
+    families = () if calibration is None else calibration.families
+
+    def judge(rule: str) -> Decision:
+        return null_errors(rule, l, matches, families).decide(rule, errors, z)
+
+    paper = judge(PAPER_RULE)
+    rules = {name: judge(name).as_record() for name, rule in DECISION_RULES.items()
+             if rule.calibrated and calibration is not None}
+    chosen = judge(decision.rule) if calibration is not None else paper
     return {
         "key_errors": errors,
-        "key_errors_true_adv": int(((labels != key.labels) & key.is_true_adversary).sum()),
-        "key_errors_false_adv": int(((labels != key.labels) & ~key.is_true_adversary).sum()),
-        "theta": threshold,
+        "key_errors_true_adv": int((wrong & key.is_true_adversary).sum()),
+        "key_errors_false_adv": int((wrong & ~key.is_true_adversary).sum()),
+        "answers": labels.tolist(),
         "z": z,
-        "p_value": binomial_p_value(errors, len(key)),
-        "marked": errors < threshold,
+        "decision": {**chosen.as_record(), "calibration_hash": None if calibration is None else calibration.hash},
+        PAPER_RULE: paper.as_record(),
+        "rules": rules,
         "queries": oracle.queries,
         "query_time_s": round(time.perf_counter() - started, 4),
     }
@@ -46,9 +61,9 @@ def verify_key(oracle: Oracle, key: Key, z: float, batch_size: int = 100) -> dic
 
 def query_suspect(cfg: DictConfig, net: torch.nn.Module | None, key: Key, decoys: torch.Tensor) -> dict:
     """verify_key through the remote API at cfg.remote.url if set, else through the local model."""
-    z, batch_size = float(cfg.z), int(cfg.batch_size)
+    batch_size = int(cfg.batch_size)
     if not cfg.remote.url:
-        return {"oracle": "local", **verify_key(LocalOracle(net), key, z, batch_size)}
+        return {"oracle": "local", **verify_key(LocalOracle(net), key, cfg.decision, batch_size)}
     budget = cfg.remote.budget
     with RemoteOracle.from_config(
         cfg.remote,
@@ -58,13 +73,16 @@ def query_suspect(cfg: DictConfig, net: torch.nn.Module | None, key: Key, decoys
         decoy_ratio=float(cfg.remote.decoys),
         seed=int(cfg.seed),
     ) as oracle:
-        return {"oracle": "remote", **verify_key(oracle, key, z, batch_size)}
+        return {"oracle": "remote", **verify_key(oracle, key, cfg.decision, batch_size)}
 
 
 def run(cfg: DictConfig) -> dict:
     setup_run(cfg)
     started = time.perf_counter()
     key = load_key(cfg.key_in)
+    if key.calibration is None:
+        log.warning("key %s ships no calibration: the verdict is the paper's rule, which calls most "
+                    "unmarked models marked (README, 'What a verification proves')", key.hash[:12])
     test = load_splits(cfg.data).test
     suspect = OmegaConf.to_container(cfg.suspect, resolve=True)
     # With a remote suspect the key queries go to the API alone; its file, if the verifier has it,
@@ -83,9 +101,12 @@ def run(cfg: DictConfig) -> dict:
         "key_size": len(key),
         "key_seed": key.seed,
         "key_hash": key.hash,
+        "strategy": key.meta.get("strategy", "paper"),
         "model_kind": suspect["kind"],
-        "suspect_network": arch["name"],
+        "population": suspect["population"],
+        "suspect_network": meta.get("network", arch["name"]),
         "suspect_seed": meta.get("seed"),
+        "suspect_split": meta.get("split"),
         "attack": suspect["attack"],
         "level": suspect["level"],
         "test_acc": None if net is None else test_accuracy(net, meta, test.x, test.y),
@@ -93,11 +114,13 @@ def run(cfg: DictConfig) -> dict:
         "wall_time_s": round(time.perf_counter() - started, 3),
         **provenance(),
     }
+    decision, paper = outcome["decision"], outcome[PAPER_RULE]
     log.info(
-        "%s %s (%s) vs key %s: %d/%d errors in %d queries, theta %d -> %s",
-        suspect["kind"], arch["name"], outcome["oracle"], key.hash[:12], outcome["key_errors"],
-        len(key), outcome["queries"], outcome["theta"],
-        "MARKED" if outcome["marked"] else "not marked",
+        "%s %s (%s) vs key %s: %d/%d errors in %d queries -> %s by %s (p = %.3g, marked below %d errors); "
+        "the paper's rule: %s",
+        suspect["population"], record["suspect_network"], outcome["oracle"], key.hash[:12], outcome["key_errors"],
+        len(key), outcome["queries"], "MARKED" if decision["marked"] else "not marked", decision["rule"],
+        decision["p_value"], decision["threshold"], "marked" if paper["marked"] else "not marked",
     )
     write_json(cfg.out, record)
     return record

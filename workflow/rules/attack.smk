@@ -22,9 +22,9 @@ rule attack:
         overrides=lambda wc: overrides("attack") + [f"seed={wc.seed}"],
         points=[[f"attack={attack}", f"attack.level={level}"] for attack, level in REMOVAL_POINTS],
     log:
-        R + "/logs/attack/{network}/s{seed}/eps{eps}/l{key_size}.log",
+        R + "/logs/attack/" + KEY + ".log",
     benchmark:
-        R + "/benchmarks/attack/{network}/s{seed}/eps{eps}/l{key_size}.tsv"
+        R + "/benchmarks/attack/" + KEY + ".tsv"
     threads: 1
     priority: chain_priority
     resources:

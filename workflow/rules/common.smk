@@ -1,15 +1,34 @@
 # Paths, wildcard constraints and the grid shared by all rules.
 
 from fsw.attack import check_attack
-from fsw.grid import NETWORKS as KNOWN_NETWORKS, level_segment
+from fsw.validate import check_sweep
+from fsw.grid import KEY_STRATEGIES, NETWORKS as KNOWN_NETWORKS, level_segment, network_options
 
 R = config["results"]
 MODELS = config.get("models", R + "/train")
 SEEDS = config["seeds"]
-NULL_SEEDS = config["null_seeds"]
 NETWORKS = config["networks"]
 EPS = [level_segment(e) for e in config["eps"]]
 KEY_SIZES = config["key_sizes"]
+STRATEGIES = config["strategies"]
+NETWORK_OPTIONS = network_options()
+# What the schema cannot check, before any job runs: the Hydra overrides inside the grid, and that
+# the populations name known networks and never share a model.
+check_sweep(config, NETWORK_OPTIONS)
+
+
+def population(groups):
+    """(split, network, seed) of every model of a population: groups of {split, seeds, networks}."""
+    return [(group["split"], network, seed) for group in groups for network in group["networks"] for seed in group["seeds"]]
+
+
+# The unmarked models a key is checked against, in populations that never mix: the owner's reference
+# models (selection: the transfer strategy picks key items against them; calibration: the key ships
+# their answers, to which the decision is fitted) and the held-out models (false positives only).
+SELECTION = population(config["reference"]["selection"])
+CALIBRATION = population(config["reference"]["calibration"])
+HELDOUT = population(config["heldout"])
+NULL_POPULATIONS = {"selection": SELECTION, "calibration": CALIBRATION, "heldout": HELDOUT}
 
 
 def attack_levels(attacks):
@@ -30,22 +49,22 @@ EXTRACTION_LEVELS = {
 }
 EXTRACTION_EPS = [level_segment(eps) for eps in config["extraction"]["eps"]]
 REMOTE_EPS = [level_segment(eps) for eps in config["remote"]["eps"]]
-# Every unmarked model a key is checked against: each network at the sweep's seeds (the key's own
-# source model among them) and at the null seeds (independently trained, never marked).
-SUSPECTS = [(network, seed) for network in NETWORKS for seed in SEEDS + NULL_SEEDS]
 
-KEY_DIR = R + "/keygen/{network}/s{seed}/eps{eps}/l{key_size}"
-MARKED_DIR = R + "/embed/{network}/s{seed}/eps{eps}/l{key_size}"
-VERIFY_DIR = R + "/verify/{network}/s{seed}/eps{eps}/l{key_size}"
-ATTACKED_DIR = R + "/attack/{network}/s{seed}/eps{eps}/l{key_size}/{attack}/{level}"
-EXTRACTED_DIR = R + "/extract/{network}/s{seed}/eps{eps}/l{key_size}/extract_{surrogate}{augment}/{budget}"
+# One key: its source network and seed, eps, size and strategy; every stage after keygen is per key.
+KEY = "{network}/s{seed}/eps{eps}/l{key_size}/{strategy}"
+KEY_DIR = R + "/keygen/" + KEY
+MARKED_DIR = R + "/embed/" + KEY
+VERIFY_DIR = R + "/verify/" + KEY
+ATTACKED_DIR = R + "/attack/" + KEY + "/{attack}/{level}"
+EXTRACTED_DIR = R + "/extract/" + KEY + "/extract_{surrogate}{augment}/{budget}"
 
 
 wildcard_constraints:
-    network="|".join(KNOWN_NETWORKS),
+    network="|".join(NETWORK_OPTIONS),
     surrogate="|".join(KNOWN_NETWORKS),
+    split="owner|attacker",
+    strategy="|".join(KEY_STRATEGIES),
     seed=r"\d+",
-    suspect_seed=r"\d+",
     eps=r"\d+(\.\d+)?(e-?\d+)?",
     key_size=r"\d+",
     attack="|".join([*ATTACK_LEVELS, *EXTRACTION_LEVELS]),
@@ -54,12 +73,23 @@ wildcard_constraints:
 
 def chain_priority(wildcards):
     """Scheduling priority of a job on a key's chain (train, keygen, embed, attack): the key-source
-    models' chains before the null models, the CNN's (the longest) first. Without it the sweep ended
-    with a CNN's embedding and attacks running alone on one of two cores (measured: 6.5 minutes)."""
-    is_cnn = int(wildcards.network == "cnn")
-    if int(wildcards.seed) not in SEEDS:
-        return is_cnn  # a null model: the long ones first, after every chain
+    models and the reference models keygen waits for first, the held-out models last; the CNN's
+    (the longest) first within each. Without it a sweep ended with a CNN's embedding and attacks
+    running alone on one of two cores (measured: 6.5 minutes)."""
+    is_cnn = int(wildcards.network.startswith("cnn"))
+    model = (getattr(wildcards, "split", "owner"), wildcards.network, int(wildcards.seed))
+    if "split" in wildcards.keys() and model in HELDOUT:
+        return is_cnn
     return 2 + is_cnn
+
+
+def source_model(wildcards):
+    """The model a key is made from: the owner's network at the key's seed."""
+    return MODELS + f"/owner/{wildcards.network}/s{wildcards.seed}/model.pt"
+
+
+def trained(models, name="model.pt"):
+    return [MODELS + f"/{split}/{network}/s{seed}/{name}" for split, network, seed in models]
 
 
 def overrides(stage):
@@ -69,8 +99,8 @@ def overrides(stage):
 
 
 def grid(pattern, **extra):
-    """Every point of the sweep for a path pattern with network, seed, eps and key_size wildcards."""
-    return expand(pattern, network=NETWORKS, seed=SEEDS, eps=EPS, key_size=KEY_SIZES, **extra)
+    """Every key of the sweep for a path pattern with the key's wildcards."""
+    return expand(pattern, network=NETWORKS, seed=SEEDS, eps=EPS, key_size=KEY_SIZES, strategy=STRATEGIES, **extra)
 
 
 def gpu_request(wildcards):

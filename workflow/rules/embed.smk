@@ -1,6 +1,6 @@
 rule embed:
     input:
-        model=rules.train.output.model,
+        model=source_model,
         key=rules.keygen.output.key,
     output:
         model=MARKED_DIR + "/model.pt",
@@ -8,9 +8,9 @@ rule embed:
     params:
         overrides=lambda wc: overrides("embed") + [f"seed={wc.seed}"],
     log:
-        R + "/logs/embed/{network}/s{seed}/eps{eps}/l{key_size}.log",
+        R + "/logs/embed/" + KEY + ".log",
     benchmark:
-        R + "/benchmarks/embed/{network}/s{seed}/eps{eps}/l{key_size}.tsv"
+        R + "/benchmarks/embed/" + KEY + ".tsv"
     threads: 1
     priority: chain_priority
     resources:

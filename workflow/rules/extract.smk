@@ -19,10 +19,10 @@ rule extract:
             f"augment_rounds={int(wc.augment == '_fgsm')}",
         ],
     log:
-        run=R + "/logs/extract/{network}/s{seed}/eps{eps}/l{key_size}/extract_{surrogate}{augment}/{budget}.log",
-        server=R + "/logs/extract/{network}/s{seed}/eps{eps}/l{key_size}/extract_{surrogate}{augment}/{budget}.serve.log",
+        run=R + "/logs/extract/" + KEY + "/extract_{surrogate}{augment}/{budget}.log",
+        server=R + "/logs/extract/" + KEY + "/extract_{surrogate}{augment}/{budget}.serve.log",
     benchmark:
-        R + "/benchmarks/extract/{network}/s{seed}/eps{eps}/l{key_size}/extract_{surrogate}{augment}/{budget}.tsv"
+        R + "/benchmarks/extract/" + KEY + "/extract_{surrogate}{augment}/{budget}.tsv"
     wildcard_constraints:
         augment="|_fgsm",
         budget=r"\d+",
@@ -43,11 +43,12 @@ rule verify_extracted:
         record=VERIFY_DIR + "/marked/extract_{surrogate}{augment}/{budget}.json",
     params:
         overrides=lambda wc: overrides("verify")
-        + ["suspect.kind=marked", f"suspect.attack=extract_{wc.surrogate}{wc.augment}", f"suspect.level={wc.budget}"],
+        + ["suspect.kind=marked", "suspect.population=extracted", f"suspect.attack=extract_{wc.surrogate}{wc.augment}",
+           f"suspect.level={wc.budget}"],
     log:
-        R + "/logs/verify_extracted/{network}/s{seed}/eps{eps}/l{key_size}/extract_{surrogate}{augment}/{budget}.log",
+        R + "/logs/verify_extracted/" + KEY + "/extract_{surrogate}{augment}/{budget}.log",
     benchmark:
-        R + "/benchmarks/verify_extracted/{network}/s{seed}/eps{eps}/l{key_size}/extract_{surrogate}{augment}/{budget}.tsv"
+        R + "/benchmarks/verify_extracted/" + KEY + "/extract_{surrogate}{augment}/{budget}.tsv"
     wildcard_constraints:
         augment="|_fgsm",
         budget=r"\d+",

@@ -12,7 +12,8 @@ def verification_records(wildcards=None):
         for attack, budgets in EXTRACTION_LEVELS.items()
         for path in expand(
             VERIFY_DIR + "/marked/{attack}/{level}.json",
-            network=NETWORKS, seed=SEEDS, eps=EXTRACTION_EPS, key_size=KEY_SIZES, attack=attack, level=budgets,
+            network=NETWORKS, seed=SEEDS, eps=EXTRACTION_EPS, key_size=KEY_SIZES, strategy=STRATEGIES,
+            attack=attack, level=budgets,
         )
     ]
     return per_key + extracted
@@ -54,16 +55,19 @@ rule report:
         records=verification_records(),
         remote=expand(
             VERIFY_DIR + "/remote/{kind}.json",
-            network=NETWORKS, seed=SEEDS, eps=REMOTE_EPS, key_size=KEY_SIZES, kind=["marked", "unmarked"],
+            network=NETWORKS, seed=SEEDS, eps=REMOTE_EPS, key_size=KEY_SIZES, strategy=STRATEGIES,
+            kind=["marked", "unmarked"],
         ),
-        train=expand(rules.train.output.metrics, network=NETWORKS, seed=SEEDS + NULL_SEEDS),
+        train=trained([("owner", network, seed) for network in NETWORKS for seed in SEEDS], "metrics.json")
+        + trained(sorted(set(SELECTION + CALIBRATION + HELDOUT)), "metrics.json"),
         keygen=grid(rules.keygen.output.report),
         embed=grid(rules.embed.output.metrics),
     output:
         csv=report(R + "/tables/verification.csv", category="Verification", caption="../report/verification.rst"),
         md=R + "/tables/verification.md",
-        false_positives=reported_folder(R + "/tables/false_positives", "../report/fp_tables.rst", "False positives"),
-        plots=reported_folder(R + "/plots", "../report/fp_figures.rst", "False positives"),
+        detection=report(R + "/tables/detection.csv", category="Ownership", caption="../report/detection.rst"),
+        roc=report(R + "/tables/roc.csv", category="Ownership", caption="../report/roc.rst"),
+        plots=reported_folder(R + "/plots", "../report/ownership_figures.rst", "Ownership"),
         remote=R + "/tables/remote.md",
         remote_csv=report(R + "/tables/remote.csv", category="Remote verification", caption="../report/remote.rst"),
         **{

@@ -1,6 +1,13 @@
-# The marked model (and its attacked copies) must be detected; the unmarked model the key was made
-# from, and every independently trained null model, must not. One job per key verifies it against
-# all of them: a verification takes about a second, the imports of a job several.
+# Every key against every model it must or must not detect: the marked model and its attacked
+# copies (detected), the unmarked model it was made from, and the three null populations (not
+# detected). One job per key: a verification takes about a second, the imports of a job several.
+
+
+def unmarked_suspects(wildcards):
+    """(population, split, network, seed) of every unmarked model a key is checked against."""
+    source = [("source", "owner", wildcards.network, int(wildcards.seed))]
+    return source + [(name, *model) for name, models in NULL_POPULATIONS.items() for model in models]
+
 
 def key_suspects(wildcards):
     """The models one key is checked against, in the order of the verify rule's records: the marked
@@ -11,8 +18,16 @@ def key_suspects(wildcards):
         else attacked("model.pt", attack, level).format(**wildcards)
         for attack, level in ATTACK_POINTS
     ]
-    unmarked = [rules.train.output.model.format(network=network, seed=seed) for network, seed in SUSPECTS]
+    unmarked = [MODELS + f"/{split}/{network}/s{seed}/model.pt" for _, split, network, seed in unmarked_suspects(wildcards)]
     return marked + unmarked
+
+
+def unmarked_record(population, split, network, seed):
+    return VERIFY_DIR + f"/{population}/{split}/{network}/s{seed}.json"
+
+
+UNMARKED_RECORDS = [unmarked_record(name, *model) for name, models in NULL_POPULATIONS.items() for model in models]
+UNMARKED_PARAMS = [["suspect.kind=unmarked", f"suspect.population={name}"] for name, models in NULL_POPULATIONS.items() for _ in models]
 
 
 rule verify:
@@ -21,15 +36,16 @@ rule verify:
         models=key_suspects,
     output:
         records=[VERIFY_DIR + f"/marked/{attack}/{level}.json" for attack, level in ATTACK_POINTS]
-        + [VERIFY_DIR + f"/unmarked/{network}/s{seed}.json" for network, seed in SUSPECTS],
+        + [VERIFY_DIR + "/source.json"] + UNMARKED_RECORDS,
     params:
         overrides=overrides("verify"),
-        suspects=[["suspect.kind=marked", f"suspect.attack={attack}", f"suspect.level={level}"] for attack, level in ATTACK_POINTS]
-        + [["suspect.kind=unmarked"] for _ in SUSPECTS],
+        suspects=[["suspect.kind=marked", f"suspect.population={'marked' if attack == 'none' else 'attacked'}",
+                   f"suspect.attack={attack}", f"suspect.level={level}"] for attack, level in ATTACK_POINTS]
+        + [["suspect.kind=unmarked", "suspect.population=source"]] + UNMARKED_PARAMS,
     log:
-        R + "/logs/verify/{network}/s{seed}/eps{eps}/l{key_size}.log",
+        R + "/logs/verify/" + KEY + ".log",
     benchmark:
-        R + "/benchmarks/verify/{network}/s{seed}/eps{eps}/l{key_size}.tsv"
+        R + "/benchmarks/verify/" + KEY + ".tsv"
     threads: 1
     resources:
         mem_mb=2000,
@@ -46,7 +62,7 @@ def served_model(wildcards):
     """The marked model, or the unmarked model its key was made from."""
     if wildcards.kind == "marked":
         return rules.embed.output.model.format(**wildcards)
-    return rules.train.output.model.format(**wildcards)
+    return source_model(wildcards)
 
 
 rule verify_remote:
@@ -56,12 +72,13 @@ rule verify_remote:
     output:
         record=VERIFY_DIR + "/remote/{kind}.json",
     params:
-        overrides=lambda wc: overrides("verify") + [f"suspect.kind={wc.kind}", "remote.decoys=1.0"],
+        overrides=lambda wc: overrides("verify")
+        + [f"suspect.kind={wc.kind}", f"suspect.population={'marked' if wc.kind == 'marked' else 'source'}", "remote.decoys=1.0"],
     log:
-        run=R + "/logs/verify_remote/{network}/s{seed}/eps{eps}/l{key_size}/{kind}.log",
-        server=R + "/logs/verify_remote/{network}/s{seed}/eps{eps}/l{key_size}/{kind}.serve.log",
+        run=R + "/logs/verify_remote/" + KEY + "/{kind}.log",
+        server=R + "/logs/verify_remote/" + KEY + "/{kind}.serve.log",
     benchmark:
-        R + "/benchmarks/verify_remote/{network}/s{seed}/eps{eps}/l{key_size}/{kind}.tsv"
+        R + "/benchmarks/verify_remote/" + KEY + "/{kind}.tsv"
     wildcard_constraints:
         kind="marked|unmarked",
     # One core: the server (one torch thread) waits while the client sends a request or trains,

@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from fsw import stats
+from fsw.stats.decision import PAPER_RULE
+from fsw.stats.rules import HELDOUT, MARKED, SOURCE
 from fsw.figures.style import eps_label, eps_palette, facets, figure_legend, save, themed
 
 LINESTYLES = ("-", "--", "-.", ":")  # one per key size
@@ -21,14 +22,10 @@ THRESHOLD_STYLES = ("--", "-.", (0, (5, 1, 1, 1, 1, 1)))  # the paper's boundary
 MARKERS = ("o", "s", "^", "D", "v")
 TEST_ACC = "test accuracy\n(fraction of test images)"
 KEY_ACC = "key accuracy\n(fraction of the l key items)"
-STATISTIC_ACC = {  # the accuracy a decision rule's statistic counts errors on
-    "key_errors": KEY_ACC,
-    "key_errors_true_adv": "true-adversary accuracy\n(fraction of the l/2 true adversaries)",
-}
 ROLES = {  # role -> legend label, in drawing order
-    stats.MARKED: "marked model",
-    stats.SOURCE: "unmarked source model (the key's)",
-    stats.NULL: "null models (independently trained, unmarked)",
+    MARKED: "marked model",
+    SOURCE: "unmarked source model (the key's)",
+    HELDOUT: "held-out models (independently trained, unmarked)",
 }
 
 
@@ -51,12 +48,9 @@ def plot_robustness(robustness: pd.DataFrame, attack: str, out_dir: str | Path, 
     part = robustness[robustness.attack == attack]
     if part.empty:
         raise ValueError(f"no rows for attack {attack!r} in the robustness table")
-    rule = stats.get_rule(default_rule)
     rows = [("test_acc", TEST_ACC), ("key_acc", KEY_ACC)]
-    if rule.statistic != "key_errors":
-        rows.append(("default_acc", STATISTIC_ACC[rule.statistic]))
     default_row = len(rows) - 1
-    networks, sizes = sorted(part.network.unique()), sorted(part.key_size.unique())
+    networks, sizes = sorted(part.network.unique()), sorted(part.strategy.unique())
     palette = eps_palette(part.eps)
     ticks = part.drop_duplicates("position").sort_values("position")
     with themed():
@@ -65,17 +59,15 @@ def plot_robustness(robustness: pd.DataFrame, attack: str, out_dir: str | Path, 
             data = part[part.network == network]
             for r, (metric, label) in enumerate(rows):
                 ax = axes[r, c]
-                for (eps, size), line in data.groupby(["eps", "key_size"]):
+                for (eps, size), line in data.groupby(["eps", "strategy"]):
                     mean = line.groupby("position")[metric].mean()
                     ax.plot(mean.index, mean.to_numpy(), color=palette[float(eps)], marker="o",
                             ls=LINESTYLES[sizes.index(size) % len(LINESTYLES)],
-                            label=eps_label(eps) + (f", l = {size}" if len(sizes) > 1 else ""))
+                            label=eps_label(eps) + (f", {size} keys" if len(sizes) > 1 else ""))
                     if r == default_row:
                         unattacked = line[line.position == 0]
                         ax.axhline(unattacked.default_acc_threshold.mean(), color=palette[float(eps)], ls=":",
                                    lw=1.2, label="recommended rule: marked above (dotted, colour of ε)")
-                if metric == "key_acc":
-                    _paper_theta_lines(ax, data)
                 ax.set_ylim(-0.03, 1.03)
                 ax.set_xticks(ticks.position, ticks.level_label, rotation=30 if len(ticks) > 5 else 0)
                 ax.set_title(network if r == 0 else "")
@@ -83,7 +75,7 @@ def plot_robustness(robustness: pd.DataFrame, attack: str, out_dir: str | Path, 
                 ax.set_ylabel(label if c == 0 else "")
         figure_legend(fig, axes, below=True)
         fig.suptitle(f"{attack}: the attacked marked models (weakest level left); "
-                     f"recommended rule: {rule.name}")
+                     f"recommended rule: {default_rule}")
         return save(fig, out_dir, name or f"robustness_{attack}")
 
 
@@ -164,28 +156,28 @@ def plot_accuracy_drop(embedding: pd.DataFrame, out_dir: str | Path, paper_point
 
 def plot_key_errors(decisions: pd.DataFrame, out_dir: str | Path, name: str = "key_errors") -> list[Path]:
     """Key errors (fraction of l) of the marked model, the unmarked model its key was made from, and
-    the null models (box: their distribution), per eps: one column per key network, one row per key
-    size; the paper's boundary theta/l dashed, l/2 (the binomial null's mean) dotted."""
+    the held-out models (box: their distribution), per eps: one column per key network, one row per
+    key strategy; the paper's boundary theta/l dashed, l/2 (the binomial null's mean) dotted."""
     data = decisions[decisions.role.isin(list(ROLES))].assign(
-        error_fraction=decisions.key_errors / decisions.key_size)
+        error_fraction=decisions.key_errors / decisions.key_size, theta=decisions[f"threshold_{PAPER_RULE}"])
     if data.empty:
         raise ValueError("no marked or unmarked records to plot")
-    networks, sizes = sorted(data.network.unique()), sorted(data.key_size.unique())
+    networks, strategies = sorted(data.network.unique()), sorted(data.strategy.unique())
     eps_values = sorted(data.eps.unique())
     roles = [role for role in ROLES if (data.role == role).any()]
     offsets = dict(zip(roles, np.linspace(-0.25, 0.25, len(roles)) if len(roles) > 1 else [0.0]))
     rng = np.random.default_rng(0)  # jitter only; the same figure on every run
     with themed():
-        fig, axes = facets(len(sizes), len(networks))
-        for r, size in enumerate(sizes):
+        fig, axes = facets(len(strategies), len(networks))
+        for r, strategy in enumerate(strategies):
             for c, network in enumerate(networks):
                 ax = axes[r, c]
-                part = data[(data.network == network) & (data.key_size == size)]
+                part = data[(data.network == network) & (data.strategy == strategy)]
                 for colour, role in enumerate(roles):
                     for i, eps in enumerate(eps_values):
                         values = part[(part.eps == eps) & (part.role == role)].error_fraction.to_numpy()
                         x = i + offsets[role]
-                        if role == stats.NULL and len(values) > 2:
+                        if role == HELDOUT and len(values) > 2:
                             ax.boxplot(values, positions=[x], widths=0.18, showfliers=False,
                                        medianprops={"color": f"C{colour}"}, boxprops={"color": f"C{colour}"},
                                        whiskerprops={"color": f"C{colour}"}, capprops={"color": f"C{colour}"})
@@ -196,8 +188,8 @@ def plot_key_errors(decisions: pd.DataFrame, out_dir: str | Path, name: str = "k
                 ax.set_xticks(range(len(eps_values)), [eps_label(e) for e in eps_values])
                 ax.set_xlim(-0.6, len(eps_values) - 0.4)
                 ax.set_ylim(-0.03, 1.03)
-                ax.set_title(f"key of the {network}, l = {size}")
-                ax.set_xlabel("FGSM step of the key" if r == len(sizes) - 1 else "")
+                ax.set_title(f"{strategy} keys of the {network}")
+                ax.set_xlabel("ε of the key" if r == len(strategies) - 1 else "")
                 ax.set_ylabel("key errors\n(fraction of the l key items)" if c == 0 else "")
         figure_legend(fig, axes, below=True)
         fig.suptitle("key errors of marked and unmarked models")

@@ -29,17 +29,18 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
-from fsw import stats
 from fsw.figures import marked as figures
-from fsw.figures.false_positives import write_figures
+from fsw.figures.ownership import write_figures
 from fsw.io import atomic_write
 from fsw.report.attacks import extraction_table, extraction_verdict, level_axis, mark_lost_table, pruning_table, robustness_table
 from fsw.report.paper import PAPER_MAX_DROP_POINTS, paper_vs_fsw
 from fsw.report.sweep import benchmark_jobs, machine_table, runtime_table
 from fsw.report.tables import (
-    embedding_table, keygen_table, load_json_table, load_records, remote_vs_local, summary, summary_markdown,
+    embedding_table, flat_records, keygen_table, load_json_table, load_records, remote_vs_local, summary, summary_markdown,
     training_table, write_table,
 )
+from fsw.stats.decision import PAPER_RULE
+from fsw.stats.tables import write_tables
 from fsw.validate import check_config
 
 log = logging.getLogger(__name__)
@@ -47,22 +48,21 @@ log = logging.getLogger(__name__)
 CATEGORIES = ("training", "keys", "embedding", "attacks", "extraction", "false_positives", "paper", "sweep")
 
 
-def write_false_positive_outputs(records: pd.DataFrame, out_dir: str | Path, plot_dir: str | Path | None = None,
-                                 z: float | None = None, default: str = stats.DEFAULT_RULE,
-                                 **kwargs) -> tuple[list[Path], dict[str, pd.DataFrame]]:
-    """The false-positive outputs: tables (decisions, rates, null_accuracy, rules; CSV and Markdown)
-    into out_dir, figures (PNG + SVG) into plot_dir (default out_dir). Returns the paths and the
-    tables (`decisions`: every record with every rule's decision)."""
-    paths, tables = stats.write_tables(records, out_dir, z=z, default=default, **kwargs)
-    return paths + write_figures(tables, records, plot_dir if plot_dir is not None else out_dir), tables
+def write_ownership_outputs(records: pd.DataFrame, tables_dir: str | Path, plot_dir: str | Path, z: float,
+                            default_rule: str, default_strategy: str) -> tuple[list[Path], dict[str, pd.DataFrame]]:
+    """The ownership tables (decisions, detection, roc, ...; CSV and Markdown) into tables_dir and
+    their figures (PNG + SVG) into plot_dir. Returns the paths and the tables (`decisions`: every
+    record with every rule's decision)."""
+    paths, tables = write_tables(records, tables_dir, z, default_rule, default_strategy)
+    return paths + write_figures(tables, plot_dir, default_rule), tables
 
 
-def write_categories(report_dir: Path, records: pd.DataFrame, fp_tables: dict[str, pd.DataFrame],
+def write_categories(report_dir: Path, records: pd.DataFrame, tables: dict[str, pd.DataFrame],
                      cfg: DictConfig) -> list[Path]:
-    """Every category folder of the HTML report (see the module docstring); fp_tables: the tables of
-    `write_false_positive_outputs` (decisions: every record with every rule's decision)."""
-    decisions = fp_tables["decisions"]
-    z, ruin = float(cfg.z), float(cfg.ruin_points)
+    """Every category folder of the HTML report (see the module docstring); tables: those of
+    `write_ownership_outputs` (decisions: every record with every rule's decision)."""
+    decisions = tables["decisions"]
+    z, ruin = float(cfg.decision.z), float(cfg.ruin_points)
     folders = {name: report_dir / name for name in CATEGORIES}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)  # Snakemake expects every folder, even an empty one
@@ -79,7 +79,7 @@ def write_categories(report_dir: Path, records: pd.DataFrame, fp_tables: dict[st
     paths += write_table(robustness, folders["attacks"], "robustness")
     paths += write_table(mark_lost, folders["attacks"], "mark_lost",
                          f"A model is ruined once its test accuracy has fallen {ruin:g} points below the marked "
-                         f"model's; recommended rule: `{default}`, the paper's: `{stats.PAPER_RULE}`.")
+                         f"model's; recommended rule: `{default}`, the paper's: `{PAPER_RULE}`.")
     paths += write_table(pruning_table(robustness), folders["attacks"], "pruning")
     for attack in robustness.attack.unique():
         paths += figures.plot_robustness(robustness, attack, folders["attacks"], level_axis(attack), default)
@@ -87,7 +87,8 @@ def write_categories(report_dir: Path, records: pd.DataFrame, fp_tables: dict[st
     if len(extraction):
         paths += figures.plot_extraction(extraction, folders["extraction"], level_axis("extract_mlp"))
     paths += figures.plot_key_errors(decisions, folders["false_positives"])
-    comparison = paper_vs_fsw(records, decisions, embedding, mark_lost, fp_tables["rules"], z, ruin)
+    comparison = paper_vs_fsw(records, decisions, embedding, mark_lost, tables["detection"], z, ruin,
+                              cfg.recommended_strategy)
     paths += write_table(comparison, folders["paper"], "paper_vs_fsw")
     if cfg.benchmarks_dir:
         paths += write_table(runtime_table(benchmark_jobs(cfg.benchmarks_dir)), folders["sweep"], "runtime")
@@ -98,7 +99,7 @@ def write_categories(report_dir: Path, records: pd.DataFrame, fp_tables: dict[st
 def run(cfg: DictConfig) -> dict:
     check_config(cfg)
     records = load_records(list(cfg.records))
-    atomic_write(cfg.table_csv, lambda tmp: records.to_csv(tmp, index=False))
+    atomic_write(cfg.table_csv, lambda tmp: flat_records(records).to_csv(tmp, index=False))
     table = summary(records)
     text = summary_markdown(table)
     atomic_write(cfg.table_md, lambda tmp: Path(tmp).write_text(text))
@@ -108,9 +109,10 @@ def run(cfg: DictConfig) -> dict:
         written.append(atomic_write(cfg.remote_md, lambda tmp: Path(tmp).write_text(remote.to_markdown(index=False) + "\n")))
         if cfg.remote_csv:
             written.append(atomic_write(cfg.remote_csv, lambda tmp: remote.to_csv(tmp, index=False)))
-    fp_paths, fp_tables = write_false_positive_outputs(records, cfg.fp_dir, plot_dir=cfg.plot_dir, z=float(cfg.z))
-    written += fp_paths
+    paths, tables = write_ownership_outputs(records, cfg.tables_dir, cfg.plot_dir, float(cfg.decision.z),
+                                            cfg.decision.rule, cfg.recommended_strategy)
+    written += paths
     if cfg.report_dir:
-        written += write_categories(Path(cfg.report_dir), records, fp_tables, cfg)
+        written += write_categories(Path(cfg.report_dir), records, tables, cfg)
     log.info("report of %d records (%d further tables and figures):\n%s", len(records), len(written), text)
     return {"records": len(records), "rows": len(table), "outputs": [str(p) for p in written]}

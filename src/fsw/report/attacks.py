@@ -14,15 +14,16 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from fsw import stats
+from fsw.stats.decision import PAPER_RULE
+from fsw.stats.rules import HELDOUT
 from fsw.attack import ATTACKS
 
-KEY_ID = ["network", "seed", "eps", "key_size", "key_hash"]  # one key; key_hash tells keys of one setting apart
+KEY_ID = ["network", "seed", "eps", "key_size", "strategy", "key_hash"]  # one key; key_hash tells keys of one setting apart
 UNATTACKED = "unattacked"  # the level label of the marked model itself in attack tables and figures
 NOT_REACHED = "not reached"
 YES, NO, UNDETERMINED = "yes", "no", "undetermined"
 ACCURACY_DROPS = (1, 5, 10)  # percentage points of test accuracy lost to an attack, in mark_lost
-RULE_COLUMNS = {"paper": f"marked_{stats.PAPER_RULE}", "default": "marked_default"}
+RULE_COLUMNS = {"paper": f"marked_{PAPER_RULE}", "default": "marked_default"}
 # The removal attacks the paper's robustness claims are about, by family.
 ATTACK_FAMILIES = {family: tuple(a.name for a in ATTACKS.values() if a.family == family)
                    for family in ("pruning", "fine-tuning", "compression")}
@@ -42,14 +43,13 @@ def level_axis(attack: str) -> str:
 
 def judged(decisions: pd.DataFrame) -> pd.DataFrame:
     """The marked model and its attacked and extracted copies, with key accuracy and both rules'
-    decisions: detected_paper (the paper's binomial test) and detected_default (the recommended rule,
-    whose statistic and threshold are default_acc and default_acc_threshold, as accuracies)."""
-    rule = stats.get_rule(decisions.decision_rule.iloc[0])
+    decisions: detected_paper (the paper's binomial test, its threshold `theta`) and detected_default
+    (the recommended rule, its threshold as a key accuracy in default_acc_threshold)."""
+    rule = decisions.decision_rule.iloc[0]
     marked = decisions[decisions.model_kind == "marked"].copy()
-    items = rule.items(marked)
     marked["key_acc"] = 1.0 - marked.key_errors / marked.key_size
-    marked["default_acc"] = 1.0 - marked[rule.statistic] / items
-    marked["default_acc_threshold"] = 1.0 - marked[f"threshold_{rule.name}"] / items
+    marked["theta"] = marked[f"threshold_{PAPER_RULE}"]
+    marked["default_acc_threshold"] = 1.0 - marked[f"threshold_{rule}"] / marked.key_size
     for name, column in RULE_COLUMNS.items():
         marked[f"detected_{name}"] = marked[column].fillna(False).astype(bool)
     marked["level"] = marked.level.astype(float)
@@ -70,8 +70,7 @@ def robustness_table(decisions: pd.DataFrame) -> pd.DataFrame:
         parts.append(unattacked.assign(attack=attack, level=np.nan, position=0, level_label=UNATTACKED))
         parts.append(part.assign(position=part.level.map(position), level_label=part.level.map("{:g}".format)))
     columns = [*KEY_ID, "attack", "level", "position", "level_label", "test_acc", "marked_acc", "acc_drop_points",
-               "key_errors", "key_acc", "theta", "detected_paper", "default_acc", "default_acc_threshold",
-               "detected_default"]
+               "key_errors", "key_acc", "theta", "detected_paper", "default_acc_threshold", "detected_default"]
     if not parts:
         return pd.DataFrame(columns=columns)
     table = pd.concat(parts).merge(
@@ -103,7 +102,7 @@ def lost_before_ruin(part: pd.DataFrame, detected: pd.Series, ruin_points: float
 
 
 def mark_lost_table(robustness: pd.DataFrame, ruin_points: float) -> pd.DataFrame:
-    """Per key and removal attack (issue #3): the weakest level at which each rule no longer calls
+    """Per key and removal attack: the weakest level at which each rule no longer calls
     the model marked (`unattacked` if it never did), the weakest levels at which test accuracy has
     fallen by 1, 5 and 10 points from the marked model's, and whether the mark is lost before the
     model is ruined (a fall of ruin_points), per rule (see `lost_before_ruin`)."""
@@ -130,7 +129,7 @@ def pruning_table(robustness: pd.DataFrame) -> pd.DataFrame:
     table = robustness[robustness.attack.isin(ATTACK_FAMILIES["pruning"])]
     return pd.DataFrame({
         "network": table.network, "seed": table.seed, "eps": table.eps, "key_size": table.key_size,
-        "attack": table.attack, "rate": table.level.fillna(0.0), "test_acc": table.test_acc,
+        "strategy": table.strategy, "attack": table.attack, "rate": table.level.fillna(0.0), "test_acc": table.test_acc,
         "key_errors": table.key_errors, "theta": table.theta, "detected_paper": table.detected_paper,
         "detected_default": table.detected_default,
     }).reset_index(drop=True)
@@ -138,8 +137,8 @@ def pruning_table(robustness: pd.DataFrame) -> pd.DataFrame:
 
 def extraction_table(decisions: pd.DataFrame) -> pd.DataFrame:
     """Per key, surrogate network, augmentation and query budget: the surrogate's test accuracy beside
-    the served (marked) model's, its key accuracy beside the mean of the null models verified with
-    the same key, and both rules' decisions."""
+    the served (marked) model's, its key accuracy beside the mean of the held-out models verified
+    with the same key, and both rules' decisions."""
     marked = judged(decisions)
     parts = marked.attack.str.extract(EXTRACTION.pattern)
     parts = parts[parts.surrogate.notna()]
@@ -150,7 +149,7 @@ def extraction_table(decisions: pd.DataFrame) -> pd.DataFrame:
     if extracted.empty:
         return pd.DataFrame(columns=columns)
     victims = marked[marked.attack == "none"][["key_hash", "test_acc"]].rename(columns={"test_acc": "victim_acc"})
-    nulls = decisions[decisions.role == stats.NULL]
+    nulls = decisions[decisions.role == HELDOUT]
     null_acc = (1.0 - nulls.key_errors / nulls.key_size).groupby(nulls.key_hash).mean().rename("null_key_acc")
     table = (extracted.assign(queries=extracted.level.astype(int))
              .merge(victims, on="key_hash").merge(null_acc, on="key_hash", how="left"))
@@ -168,7 +167,7 @@ def extraction_verdict(table: pd.DataFrame) -> str:
     if default == n:
         return f"The mark survives extraction in this sweep: {counts}."
     kept = table[table.detected_default]
-    where = ", ".join(f"{r.network} ε={r.eps:g} {r.surrogate}/{r.augmentation} at {r.queries}"
+    where = ", ".join(f"{r.network} ε={r.eps:g} {r.strategy} {r.surrogate}/{r.augmentation} at {r.queries}"
                       for r in kept.itertuples())
     return f"The mark partly survives extraction: {counts}: {where}."
 

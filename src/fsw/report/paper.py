@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fsw import stats
+from fsw.stats.decision import PAPER_RULE
+from fsw.stats.rules import HELDOUT
+from fsw.stats.tests import binomial_threshold, clopper_pearson
 from fsw.report.attacks import ATTACK_FAMILIES, NO, UNDETERMINED, YES, judged
 from fsw.report.tables import summary
 
@@ -52,7 +54,7 @@ def claim_detection(decisions: pd.DataFrame, embedding: pd.DataFrame) -> dict:
     paper = f"θ = {PAPER_THETA}; the marked model is detected"
     marked = judged(decisions)
     marked = marked[marked.attack == "none"]
-    theta = stats.binomial_threshold(PAPER_KEY_SIZE, PAPER_Z)
+    theta = binomial_threshold(PAPER_KEY_SIZE, PAPER_Z)
     recorded = marked[(marked.key_size == PAPER_KEY_SIZE) & np.isclose(marked.z, PAPER_Z)].theta.unique()
     source = (f"θ = {int(recorded[0])} in the records of l = {PAPER_KEY_SIZE}" if len(recorded) == 1
               else f"θ = {theta} from fsw's threshold (no key of l = {PAPER_KEY_SIZE} at z = {PAPER_Z:g} in this sweep)")
@@ -80,75 +82,85 @@ def claim_detection(decisions: pd.DataFrame, embedding: pd.DataFrame) -> dict:
     return _claim(claim, paper, fsw, PARTLY if detected else DISAGREES, explanation)
 
 
-def claim_robustness(family: str, mark_lost: pd.DataFrame, ruin_points: float) -> dict:
+def claim_robustness(family: str, mark_lost: pd.DataFrame, ruin_points: float, strategy: str) -> dict:
+    """The verdict from the recommended rule on the recommended strategy's keys; the paper's rule on
+    the paper's keys beside it, and said where it answers otherwise."""
     attacks = ATTACK_FAMILIES[family]
     claim = f"the mark survives {family} ({', '.join(attacks)}) until the model is ruined"
     paper = "survives until test accuracy collapses"
-    rows = mark_lost[mark_lost.attack.isin(attacks)]
-    if rows.empty:
+    ours = mark_lost[mark_lost.attack.isin(attacks) & (mark_lost.strategy == strategy)]
+    theirs = mark_lost[mark_lost.attack.isin(attacks) & (mark_lost.strategy == "paper")]
+    if ours.empty:
         return _claim(claim, paper, f"no {family} attack in this sweep", UNDETERMINED)
 
-    def counts(name: str) -> str:
+    def counts(rows: pd.DataFrame, name: str) -> str:
         answers = rows[f"lost_before_ruin_{name}"].value_counts()
         return ", ".join(f"{answers.get(a, 0)} {a}" for a in (YES, NO, UNDETERMINED))
 
-    fsw = (f"lost before a {ruin_points:g}-point fall, over {len(rows)} key × attack cases: paper's rule "
-           f"{counts('paper')}; recommended rule {counts('default')}")
-    answers = rows.lost_before_ruin_paper
-    lost = rows[answers == YES]
-    if lost.empty and (answers == NO).any():
-        return _claim(claim, paper, fsw, AGREES)
+    fsw = (f"lost before a {ruin_points:g}-point fall, over {len(ours)} key × attack cases of the {strategy} keys, "
+           f"recommended rule: {counts(ours, 'default')}"
+           + (f"; the paper's rule on the paper's keys: {counts(theirs, 'paper')}" if len(theirs) else ""))
+    answers = ours.lost_before_ruin_default
+    lost = ours[answers == YES]
     if lost.empty:
-        return _claim(claim, paper, fsw, UNDETERMINED,
-                      f"The sweep's levels ({'; '.join(sorted(set(rows.attack + ': ' + rows.levels)))}) neither "
-                      f"removed the mark nor cost {ruin_points:g} points of accuracy; stronger levels "
-                      f"(config/paper.yaml) are needed to answer.")
-    verdict = DISAGREES if len(lost) == len(rows) else PARTLY
-    where = "; ".join(f"{r.attack} at {r.lost_paper} ({r.network}, ε = {r.eps:g})" for r in lost.itertuples())
-    held = set(rows.attack[answers != YES])
-    if family == "fine-tuning" and "ftll" in held and not set(lost.attack) & {"ftll"}:
-        why = ("training more than the last layer, or a re-initialised one, on the attacker's own data moved the "
-               "frontier back over the key while fine-tuning the last layer alone did not")
+        verdict = AGREES if (answers == NO).any() else UNDETERMINED
+        explanation = "" if verdict == AGREES else (
+            f"The sweep's levels neither removed the mark nor cost {ruin_points:g} points of accuracy; stronger "
+            f"levels (config/paper.yaml) are needed to answer.")
     else:
-        why = f"the mark fell while test accuracy was still within {ruin_points:g} points of the marked model's"
-    return _claim(claim, paper, fsw, verdict, f"Under the paper's rule, {where}: {why}.")
+        verdict = DISAGREES if len(lost) == len(ours) else PARTLY
+        where = "; ".join(f"{r.attack} at {r.lost_default} ({r.network}, ε = {r.eps:g})" for r in lost.itertuples())
+        explanation = (f"By the recommended rule the mark is lost while the model stays useful: {where}. A "
+                       f"fine-tuned copy drifts back towards what independent models answer on the key's items.")
+    paper_lost = int((theirs.lost_before_ruin_paper == YES).sum())
+    if len(theirs) and (paper_lost == 0) != lost.empty:
+        explanation += (f" The paper's rule on the paper's keys answers otherwise ({paper_lost} of {len(theirs)} "
+                        f"cases lost): it also calls unmarked models marked, so its 'survives' is no evidence.")
+    return _claim(claim, paper, fsw, verdict, explanation.strip())
 
 
-def claim_false_positives(decisions: pd.DataFrame, rules: pd.DataFrame, z: float) -> dict:
+def claim_false_positives(decisions: pd.DataFrame, detection: pd.DataFrame, z: float, strategy: str) -> dict:
+    """The recommended rule on the recommended strategy's keys against held-out models decides the
+    verdict; the paper's rule on the paper's keys is shown beside it."""
     claim = "an unmarked model is called marked with probability below z"
     paper = f"FPR ≤ z = {z:g} (each key item a fair coin for an unmarked model)"
-    nulls = decisions[decisions.role == stats.NULL]
-    row = rules.set_index("rule").loc[stats.PAPER_RULE] if len(rules) else None
-    if nulls.empty or row is None or not row.n_null:
-        return _claim(claim, paper, "no null model in this sweep", UNDETERMINED)
-    default = rules.set_index("rule").loc[decisions.decision_rule.iloc[0]]
-    fsw = (f"paper's rule: FPR {row.fpr:.1%} [{row.fpr_low:.1%}, {row.fpr_high:.1%}] over {int(row.n_null)} "
-           f"null-model verifications; recommended rule ({default.name}): {default.fpr:.1%}")
-    if row.fpr <= z:
-        return _claim(claim, paper, fsw, AGREES)
-    if row.fpr_low <= z:
-        return _claim(claim, paper, fsw, UNDETERMINED,
-                      "The FPR is above z but its 95% interval still reaches z: more null models are needed.")
-    true_items = stats.true_adv_items(nulls)
-    true_acc = float((1.0 - nulls.key_errors_true_adv / true_items).mean())
-    false_acc = float((1.0 - nulls.key_errors_false_adv / (nulls.key_size - true_items)).mean())
-    if false_acc >= true_acc:  # which kind of key item lifts null models' key accuracy above 1/2 more
-        explanation = (f"Null models answer {false_acc:.0%} of the false adversaries and {true_acc:.0%} of the true "
-                       f"ones with the key's labels, not 50%: false adversaries are images every good model "
-                       f"still classifies correctly, so unmarked models agree with most of the key.")
-    else:
-        explanation = (f"Null models answer {true_acc:.0%} of the true adversaries and {false_acc:.0%} of the false "
-                       f"ones with the key's labels, not 50%: FGSM adversaries transfer between models.")
-    return _claim(claim, paper, fsw, DISAGREES, explanation)
+    heldout = detection[detection.population == "heldout_null"]
+    ours = heldout[heldout.recommended]
+    theirs = heldout[(heldout.rule == PAPER_RULE) & (heldout.strategy == "paper")]
+    if ours.empty:
+        return _claim(claim, paper, "no held-out model in this sweep", UNDETERMINED)
+
+    def rate(rows: pd.DataFrame) -> tuple[float, float, float, int]:
+        k, n = int(rows.detected.sum()), int(rows.n.sum())
+        low, high = clopper_pearson(k, n)
+        return k / n, low, high, n
+
+    fpr, low, high, n = rate(ours)
+    fsw = (f"recommended rule ({ours.rule.iloc[0]}, {strategy} keys): FPR {fpr:.1%} [{low:.1%}, {high:.1%}] over "
+           f"{n} held-out verifications")
+    explanation = ""
+    if len(theirs):
+        p_fpr, p_low, p_high, p_n = rate(theirs)
+        fsw += f"; the paper's rule on the paper's keys: {p_fpr:.1%} [{p_low:.1%}, {p_high:.1%}] over {p_n}"
+        nulls = decisions[(decisions.role == HELDOUT) & (decisions.strategy == "paper")]
+        true_items = nulls.key_size // 2
+        true_acc = float((1.0 - nulls.key_errors_true_adv / true_items).mean())
+        false_acc = float((1.0 - nulls.key_errors_false_adv / (nulls.key_size - true_items)).mean())
+        if p_low > z:
+            explanation = (f"The paper's rule says otherwise: held-out models answer {false_acc:.0%} of the paper "
+                           f"keys' false adversaries and {true_acc:.0%} of their true ones with the key's labels, "
+                           f"not 50%.")
+    verdict = AGREES if fpr <= z else UNDETERMINED if low <= z else DISAGREES
+    return _claim(claim, paper, fsw, verdict, explanation)
 
 
 def paper_vs_fsw(records: pd.DataFrame, decisions: pd.DataFrame, embedding: pd.DataFrame, mark_lost: pd.DataFrame,
-                 rules: pd.DataFrame, z: float, ruin_points: float) -> pd.DataFrame:
+                 detection: pd.DataFrame, z: float, ruin_points: float, strategy: str) -> pd.DataFrame:
     """Each claim of the paper beside what this run measured: verdict agrees / partly / disagrees /
     undetermined, and for a deviation one sentence picked by conditions on the measurements."""
     rows = [claim_embedding_cost(summary(records), embedding), claim_detection(decisions, embedding)]
-    rows += [claim_robustness(family, mark_lost, ruin_points) for family in ATTACK_FAMILIES]
-    rows.append(claim_false_positives(decisions, rules, z))
+    rows += [claim_robustness(family, mark_lost, ruin_points, strategy) for family in ATTACK_FAMILIES]
+    rows.append(claim_false_positives(decisions, detection, z, strategy))
     return pd.DataFrame(rows)
 
 

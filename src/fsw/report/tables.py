@@ -8,15 +8,34 @@ from pathlib import Path
 
 import pandas as pd
 
-from fsw import stats
+from fsw.stats.decision import PAPER_RULE
+from fsw.stats.tables import to_markdown
 from fsw.io import atomic_write, read_json
 
 
 def load_records(paths) -> pd.DataFrame:
+    """Every verification record, as verify wrote it (the decisions as dicts)."""
     records = pd.DataFrame([read_json(path) for path in paths])
     if records.empty:
         raise ValueError("no verification records to report")
-    return records.sort_values(["network", "eps", "key_size", "model_kind"]).reset_index(drop=True)
+    return records.sort_values(["network", "eps", "key_size", "strategy", "population"]).reset_index(drop=True)
+
+
+def flat_records(records: pd.DataFrame) -> pd.DataFrame:
+    """One flat row per record, for verification.csv: the decision as decision_*, the paper's rule
+    as paper_*, every key-shipped rule as <rule>_marked / <rule>_p_value; the answers as one string."""
+    flat = records.drop(columns=["decision", PAPER_RULE, "rules", "answers"], errors="ignore").copy()
+    for column, prefix in (("decision", "decision"), (PAPER_RULE, "paper")):
+        for field in ("rule", "marked", "p_value", "threshold", "calibration_hash"):
+            values = records[column].map(lambda d, f=field: d.get(f) if isinstance(d, dict) else None)
+            if values.notna().any():
+                flat[f"{prefix}_{field}"] = values
+    for rule in sorted({name for rules in records.get("rules", []) if isinstance(rules, dict) for name in rules}):
+        for field in ("marked", "p_value"):
+            flat[f"{rule}_{field}"] = records.rules.map(lambda d, r=rule, f=field: d.get(r, {}).get(f))
+    if "answers" in records:
+        flat["answers"] = records.answers.map(lambda a: "".join(map(str, a)) if isinstance(a, list) else "")
+    return flat
 
 
 def load_json_table(paths: Iterable) -> pd.DataFrame:
@@ -25,34 +44,33 @@ def load_json_table(paths: Iterable) -> pd.DataFrame:
 
 
 def summary(records: pd.DataFrame) -> pd.DataFrame:
-    """Per network, eps and key size: the marked model beside the unmarked model it was made from."""
-    keys = ["network", "seed", "eps", "key_size"]
-    base = records[(records.model_kind == "unmarked") & (records.suspect_network == records.network)
-                   & (records.suspect_seed == records.seed) & (records.attack == "none")]
-    marked = records[(records.model_kind == "marked") & (records.attack == "none")]
-    table = marked.merge(base, on=keys, suffixes=("_marked", "_unmarked"))
-    out = pd.DataFrame(
-        {
-            "network": table.network,
-            "eps": table.eps,
-            "key_size": table.key_size,
-            "seed": table.seed,
-            "base_acc": table.test_acc_unmarked,
-            "marked_acc": table.test_acc_marked,
-            "acc_drop": table.test_acc_unmarked - table.test_acc_marked,
-            "theta": table.theta_marked,
-            "key_errors_marked": table.key_errors_marked,
-            "p_value_marked": table.p_value_marked,
-            "detected_marked": table.marked_marked,
-            "key_errors_unmarked": table.key_errors_unmarked,
-            "p_value_unmarked": table.p_value_unmarked,
-            "detected_unmarked": table.marked_unmarked,
-        }
-    )
-    return out.sort_values(["network", "eps", "key_size", "seed"]).reset_index(drop=True)
+    """Per key: the marked model beside the unmarked model it was made from, by the key's decision
+    (`detected_*`) and by the paper's rule (`theta`, `paper_*`)."""
+    keys = ["network", "seed", "eps", "key_size", "strategy"]
+    source = records[records.population == "source"]
+    marked = records[records.population == "marked"]
+    table = marked.merge(source, on=keys, suffixes=("_marked", "_unmarked"))
+
+    def field(column: str, name: str) -> pd.Series:
+        return table[column].map(lambda d: d.get(name) if isinstance(d, dict) else None)
+
+    out = pd.DataFrame({
+        "network": table.network, "eps": table.eps, "key_size": table.key_size, "strategy": table.strategy,
+        "seed": table.seed, "base_acc": table.test_acc_unmarked, "marked_acc": table.test_acc_marked,
+        "acc_drop": table.test_acc_unmarked - table.test_acc_marked,
+        "rule": field("decision_marked", "rule"), "threshold": field("decision_marked", "threshold"),
+        "key_errors_marked": table.key_errors_marked, "p_value_marked": field("decision_marked", "p_value"),
+        "detected_marked": field("decision_marked", "marked"),
+        "key_errors_unmarked": table.key_errors_unmarked, "p_value_unmarked": field("decision_unmarked", "p_value"),
+        "detected_unmarked": field("decision_unmarked", "marked"),
+        "theta": field(f"{PAPER_RULE}_marked", "threshold"),
+        "paper_detected_marked": field(f"{PAPER_RULE}_marked", "marked"),
+        "paper_detected_unmarked": field(f"{PAPER_RULE}_unmarked", "marked"),
+    })
+    return out.sort_values(["network", "eps", "key_size", "strategy", "seed"]).reset_index(drop=True)
 
 
-REMOTE_COLUMNS = ["network", "eps", "key_size", "model_kind", "key_errors_local", "key_errors_remote",
+REMOTE_COLUMNS = ["network", "eps", "key_size", "strategy", "model_kind", "key_errors_local", "key_errors_remote",
                   "same_decision", "queries_remote", "query_time_s_remote"]
 
 
@@ -61,9 +79,7 @@ def remote_vs_local(remote: pd.DataFrame, local: pd.DataFrame) -> pd.DataFrame:
     (no rows without remote records)."""
     if remote.empty:
         return pd.DataFrame(columns=REMOTE_COLUMNS)
-    local = local[(local.attack == "none")
-                  & ((local.model_kind == "marked") | (local.suspect_network == local.network)
-                     & (local.suspect_seed == local.seed))]
+    local = local[local.population.isin(["marked", "source"])]
     keys = ["key_hash", "model_kind"]
     both = remote.merge(local, on=keys, suffixes=("_remote", "_local"))
     table = pd.DataFrame(
@@ -71,15 +87,16 @@ def remote_vs_local(remote: pd.DataFrame, local: pd.DataFrame) -> pd.DataFrame:
             "network": both.network_local,
             "eps": both.eps_local,
             "key_size": both.key_size_local,
+            "strategy": both.strategy_local,
             "model_kind": both.model_kind,
             "key_errors_local": both.key_errors_local,
             "key_errors_remote": both.key_errors_remote,
-            "same_decision": both.marked_local == both.marked_remote,
+            "same_decision": [a["marked"] == b["marked"] for a, b in zip(both.decision_local, both.decision_remote)],
             "queries_remote": both.queries_remote,
             "query_time_s_remote": both.query_time_s_remote,
         }
     )
-    return table.sort_values(["network", "eps", "key_size", "model_kind"])
+    return table.sort_values(["network", "eps", "key_size", "strategy", "model_kind"])
 
 
 def summary_markdown(table: pd.DataFrame) -> str:
@@ -96,45 +113,47 @@ def write_table(table: pd.DataFrame, directory: str | Path, name: str, note: str
     The Markdown shows key hashes by their first 12 characters, as the logs do."""
     directory = Path(directory)
     shown = table.assign(key_hash=table.key_hash.str[:12]) if "key_hash" in table and len(table) else table
-    text = (note + "\n\n" if note else "") + stats.to_markdown(shown, digits=4)
+    text = (note + "\n\n" if note else "") + to_markdown(shown, digits=4)
     return [atomic_write(directory / f"{name}.csv", lambda tmp: table.to_csv(tmp, index=False)),
             atomic_write(directory / f"{name}.md", lambda tmp: Path(tmp).write_text(text))]
 
 
 def training_table(train_metrics: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
-    """Every trained model: `key source` if a key of the sweep was made from it, else `null model`."""
-    columns = ["network", "seed", "role", "test_acc", "val_acc", "epochs", "train_size", "wall_time_s"]
+    """Every trained model with its population (key source, selection, calibration or held-out)."""
+    columns = ["population", "split", "network", "seed", "test_acc", "val_acc", "epochs", "train_size", "wall_time_s"]
     if train_metrics.empty:
         return pd.DataFrame(columns=columns)
-    sources = set(zip(records.network, records.seed.astype(int)))
     table = train_metrics.copy()
-    table["role"] = ["key source" if (n, int(s)) in sources else "null model"
-                     for n, s in zip(table.network, table.seed)]
-    return table[columns].sort_values(["network", "seed"]).reset_index(drop=True)
+    suspects = records.drop_duplicates(["suspect_split", "suspect_network", "suspect_seed"]).set_index(
+        ["suspect_split", "suspect_network", "suspect_seed"]).population
+    table["population"] = [suspects.get((split, network, int(seed)), "source")
+                           for split, network, seed in zip(table.split, table.network, table.seed)]
+    table.loc[table.population.isin(["marked", "attacked"]), "population"] = "source"
+    return table[columns].sort_values(["population", "network", "split", "seed"]).reset_index(drop=True)
 
 
 def keygen_table(keygen_reports: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
-    """Per key: the candidate pool FGSM searched, how many of them the model classified correctly,
-    and how many of those became true adversaries (the prediction flipped) or false ones."""
-    columns = ["network", "seed", "eps", "key_size", "pool_size", "correct", "true_adversaries_found",
-               "false_adversaries_found", "true_share", "wall_time_s"]
+    """Per key: the candidate pool searched, how many true adversaries (the source's answer flipped)
+    and false ones it gave, how many of the key's items the calibration models answer with its labels
+    (mean over models), and the decision's threshold."""
+    columns = ["network", "seed", "eps", "key_size", "strategy", "pool_size", "true_adversaries_found",
+               "false_adversaries_found", "reference_matches_mean", "threshold", "wall_time_s"]
     if keygen_reports.empty:
         return pd.DataFrame(columns=columns)
     seeds = records[["key_hash", "seed"]].drop_duplicates("key_hash")  # keygen.json does not name the seed
-    table = keygen_reports.merge(seeds, on="key_hash", how="left")
-    table["true_share"] = table.true_adversaries_found / table.correct
-    return table[columns].sort_values(["network", "seed", "eps", "key_size"]).reset_index(drop=True)
+    table = keygen_reports.merge(seeds, on="key_hash", how="left").reindex(columns=columns)
+    return table.sort_values(["network", "seed", "eps", "key_size", "strategy"]).reset_index(drop=True)
 
 
 def embedding_table(embed_metrics: pd.DataFrame) -> pd.DataFrame:
     """Per key: test accuracy before and after embedding (the drop in percentage points), key
     accuracy before and after, the epochs embedding took and whether the whole key was stitched."""
-    columns = ["network", "seed", "eps", "key_size", "test_acc_before", "test_acc_after", "drop_points",
+    columns = ["network", "seed", "eps", "key_size", "strategy", "test_acc_before", "test_acc_after", "drop_points",
                "key_acc_before", "key_acc_after", "epochs_used", "stitched", "wall_time_s"]
     if embed_metrics.empty:
         return pd.DataFrame(columns=columns)
     table = embed_metrics.assign(drop_points=100 * (embed_metrics.test_acc_before - embed_metrics.test_acc_after))
-    return table[columns].sort_values(["network", "seed", "eps", "key_size"]).reset_index(drop=True)
+    return table[columns].sort_values(["network", "seed", "eps", "key_size", "strategy"]).reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------------

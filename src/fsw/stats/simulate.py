@@ -7,58 +7,69 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from fsw.stats.tests import DEFAULT_Z, binomial_p_value, binomial_threshold
+from fsw.stats.decision import DECISION_RULES, PAPER_RULE, null_errors
+from fsw.stats.tests import DEFAULT_Z
 
 
 def simulate_records(
     networks: Iterable[str] = ("mlp", "cnn"),
     eps: Iterable[float] = (0.025, 0.25),
     key_sizes: Iterable[int] = (20, 100),
-    null_seeds: Iterable[int] = range(1, 6),
-    transfer: Callable[[float, bool], float] | None = None,
+    strategies: Iterable[str] = ("paper", "transfer"),
+    calibration: Iterable[tuple[str, int]] = (("mlp", 2), ("mlp", 3), ("lenet5", 2), ("lenet5", 3)),
+    heldout: Iterable[tuple[str, int]] = (("mlp", 11), ("mlp", 12), ("linear", 11), ("lenet5", 11)),
+    match: Callable[[str, float], float] | None = None,
     concentration: float = 20.0,
-    false_adv_error: float = 0.02,
-    attacked_error: float = 0.15,
+    attacked_match: float = 0.85,
     z: float = DEFAULT_Z,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Synthetic verification records with the structure seen on MNIST (for tests and power studies).
-
-    Per network, eps and key size, one key made from seed 0 of that network; verified against that
-    source model (errs on exactly the l/2 true adversaries), its marked copy (no errors), a
-    fine-tuned copy (errs on each true adversary with probability attacked_error), and every network's
-    null models (seed 0 of the other networks and `null_seeds` of all). A null model errs on a true
-    adversary with its own probability q ~ Beta with mean transfer(eps, same_arch) and the given
-    concentration (a + b), and on a false adversary with probability false_adv_error.
-    """
+    """Records as `fsw.verify` writes them, for every key of the grid (made from seed 0 of each
+    network by each strategy): the marked model, one useful fine-tuned copy, the source model, and
+    every calibration and held-out model. A null model answers each item with the key's label with
+    its own probability q ~ Beta with mean match(strategy, eps) and the given concentration; the
+    calibration models' answers become the key's calibration, from which every key-shipped rule
+    decides, as in verify."""
     rng = np.random.default_rng(seed)
-    transfer = transfer or (lambda e, same: min(0.95, 0.3 + 2.5 * e) - (0.0 if same else 0.1))
-    networks, null_seeds = list(networks), list(null_seeds)
+    match = match or (lambda strategy, e: (0.85 if strategy == "paper" else 0.15) - 0.2 * e)
     rows = []
-
-    def add(base, kind, suspect, suspect_seed, ta, fa, attack="none", level=0):
-        m, l = int(ta + fa), base["key_size"]
-        rows.append({**base, "model_kind": kind, "suspect_network": suspect,
-                     "suspect_seed": int(suspect_seed), "attack": attack, "level": level,
-                     "key_errors": m, "key_errors_true_adv": int(ta), "key_errors_false_adv": int(fa),
-                     "theta": binomial_threshold(l, z), "p_value": binomial_p_value(m, l),
-                     "marked": m < binomial_threshold(l, z)})
-
     for network in networks:
         for e in eps:
             for l in key_sizes:
-                half = l // 2
-                base = {"network": network, "seed": 0, "eps": float(e), "key_size": int(l), "key_seed": 0,
-                        "key_hash": f"{network}-{e:g}-{l}", "level": 0, "test_acc": 0.98, "z": z,
-                        "queries": int(l)}
-                add(base, "unmarked", network, 0, half, 0)
-                add(base, "marked", network, 0, 0, 0)
-                add(base, "marked", network, 0, rng.binomial(half, attacked_error),
-                    rng.binomial(l - half, 0.01), attack="finetune", level=1)
-                suspects = [(n, s) for n in networks for s in [0, *null_seeds] if (n, s) != (network, 0)]
-                for suspect, s in suspects:
-                    mean = transfer(float(e), suspect == network)
-                    q = rng.beta(mean * concentration, (1 - mean) * concentration)
-                    add(base, "unmarked", suspect, s, rng.binomial(half, q),
-                        rng.binomial(l - half, false_adv_error))
+                for strategy in strategies:
+                    mean = match(strategy, float(e))
+
+                    def answers(probability: float) -> np.ndarray:
+                        return rng.random(l) < probability
+
+                    def null() -> np.ndarray:
+                        return answers(rng.beta(mean * concentration, (1 - mean) * concentration))
+
+                    matches = np.stack([null() for _ in calibration])
+                    families = tuple(f for f, _ in calibration)
+                    base = {"network": network, "seed": 0, "eps": float(e), "key_size": int(l), "key_seed": 0,
+                            "key_hash": f"{network}-{e:g}-{l}-{strategy}", "strategy": strategy, "z": z,
+                            "queries": int(l), "level": 0, "attack": "none", "suspect_split": "owner"}
+                    half = np.arange(l) < l // 2  # the true adversaries
+
+                    def add(population, suspect, suspect_seed, matched, test_acc, split="owner", **extra):
+                        errors = int((~matched).sum())
+                        decided = {name: null_errors(name, l, matches, families).decide(name, errors, z).as_record()
+                                   for name in DECISION_RULES}
+                        rows.append({**base, "population": population,
+                                     "model_kind": "marked" if population in ("marked", "attacked") else "unmarked",
+                                     "suspect_network": suspect, "suspect_seed": suspect_seed, "suspect_split": split,
+                                     "key_errors": errors, "key_errors_true_adv": int((~matched & half).sum()),
+                                     "key_errors_false_adv": int((~matched & ~half).sum()), "test_acc": test_acc,
+                                     "decision": {**decided["family_binomial"], "calibration_hash": "simulated"},
+                                     PAPER_RULE: decided[PAPER_RULE],
+                                     "rules": {n: d for n, d in decided.items() if n != PAPER_RULE}, **extra})
+
+                    add("marked", network, 0, np.ones(l, bool), 0.98)
+                    add("attacked", network, 0, answers(attacked_match), 0.975, attack="ftal", level=1)
+                    add("source", network, 0, ~half, 0.98)
+                    for (family, s), row in zip(calibration, matches):
+                        add("calibration", family, s, row, 0.97)
+                    for family, s in heldout:
+                        add("heldout", family, s, null(), 0.96, split="attacker")
     return pd.DataFrame(rows)
