@@ -5,9 +5,8 @@ CORES ?= all
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.fsw-installed
 
-# Real MNIST: the shared folder beside the checkout when it exists, else ./data (downloaded online).
-SHARED_DATA := $(abspath ../shared/data)
-FSW_DATA_ROOT ?= $(if $(wildcard $(SHARED_DATA)/MNIST/raw),$(SHARED_DATA),$(CURDIR)/data)
+# Where MNIST is read from (MNIST/raw/ below it), downloaded there when missing and online.
+FSW_DATA_ROOT ?= $(CURDIR)/data
 export FSW_DATA_ROOT
 
 .PHONY: setup run smoke test readme clean

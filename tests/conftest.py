@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from fsw.config import compose
+from fsw.data import load_mnist
+from fsw.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,10 +19,13 @@ TINY_DATA = ["data.limit_owner=2000", "data.limit_val=200", "data.limit_attacker
 
 @pytest.fixture(scope="session", autouse=True)
 def data_root() -> Path:
-    """The MNIST data root: FSW_DATA_ROOT, else the shared folder beside the checkout."""
-    root = Path(os.environ.get("FSW_DATA_ROOT", REPO.parent / "shared" / "data"))
-    if not (root / "MNIST" / "raw").is_dir():
-        pytest.exit(f"MNIST not found under {root}; set FSW_DATA_ROOT", returncode=2)
+    """The MNIST data root: FSW_DATA_ROOT, else ./data of the checkout (as for the Makefile);
+    downloaded there once when absent and online."""
+    root = Path(os.environ.get("FSW_DATA_ROOT", REPO / "data"))
+    try:
+        load_mnist(root)
+    except DataError as error:
+        pytest.exit(f"{error}", returncode=2)
     os.environ["FSW_DATA_ROOT"] = str(root)
     return root
 

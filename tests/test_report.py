@@ -266,7 +266,7 @@ def test_run_writes_every_category(tmp_path):
     written = {p.relative_to(results / "report").as_posix() for p in (results / "report").rglob("*.*")}
     for expected in ("training/training.csv", "attacks/mark_lost.md", "attacks/robustness_quantize.png",
                      "attacks/pruning.csv", "extraction/extraction.csv", "extraction/extraction_curves.svg",
-                     "false_positives/key_errors.png", "paper/paper_vs_fsw.md", "sweep/runtime.csv",
+                     "ownership/key_errors.png", "paper/paper_vs_fsw.md", "sweep/runtime.csv",
                      "sweep/machine.csv"):
         assert expected in written, expected
     assert "embedding/accuracy_drop.png" not in written  # no embed metrics given

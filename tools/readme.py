@@ -81,7 +81,7 @@ def figures(results: Path) -> list[Path]:
     candidates = [plots / "detection.png", plots / "roc_curves.png", plots / "rules_compared.png",
                   plots / "fpr_by_family.png", plots / "null_key_accuracy.png",
                   results / "figure1" / "figure1_frontier.png", report / "embedding" / "accuracy_drop.png",
-                  report / "false_positives" / "key_errors.png", *sorted((report / "attacks").glob("robustness_*.png")),
+                  report / "ownership" / "key_errors.png", *sorted((report / "attacks").glob("robustness_*.png")),
                   report / "extraction" / "extraction_curves.png", *key_size_plots(results / "keysizes")]
     return [path for path in candidates if path.is_file()]
 

@@ -26,7 +26,7 @@ REPORT_FOLDERS = {
     "embedding": "Embedding",
     "attacks": "Attacks",
     "extraction": "Extraction",
-    "false_positives": "False positives",
+    "ownership": "Ownership",
     "paper": "Paper vs fsw",
     "sweep": "Sweep",
 }

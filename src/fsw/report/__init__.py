@@ -8,11 +8,11 @@ HTML (`CATEGORIES`), each with its tables (CSV and Markdown) and figures (PNG an
 - training/  training: every trained model's accuracy and training length
 - keys/  keygen: pool sizes and how many true and false adversaries FGSM found
 - embedding/  embedding: accuracy before and after embedding, key accuracy, epochs; accuracy_drop figure
-- attacks/  robustness (every attacked model), mark_lost (issue #3: the level at which the mark is
+- attacks/  robustness (every attacked model), mark_lost (the level at which the mark is
   lost against the levels at which accuracy has fallen by 1, 5 and 10 points), pruning (the paper's
   table); one robustness figure per attack
 - extraction/  extraction: surrogates against query budget, with and without FGSM augmentation
-- false_positives/  key_errors figure: marked, source and null models' key errors
+- ownership/  key_errors figure: marked, source and null models' key errors
 - paper/  paper_vs_fsw: each claim of the paper against what the run measured
 - sweep/  runtime (per rule, from the benchmark files) and machine
 
@@ -45,7 +45,7 @@ from fsw.validate import check_config
 
 log = logging.getLogger(__name__)
 
-CATEGORIES = ("training", "keys", "embedding", "attacks", "extraction", "false_positives", "paper", "sweep")
+CATEGORIES = ("training", "keys", "embedding", "attacks", "extraction", "ownership", "paper", "sweep")
 
 
 def write_ownership_outputs(records: pd.DataFrame, tables_dir: str | Path, plot_dir: str | Path, z: float,
@@ -86,7 +86,7 @@ def write_categories(report_dir: Path, records: pd.DataFrame, tables: dict[str, 
     paths += write_table(extraction, folders["extraction"], "extraction", extraction_verdict(extraction))
     if len(extraction):
         paths += figures.plot_extraction(extraction, folders["extraction"], level_axis("extract_mlp"))
-    paths += figures.plot_key_errors(decisions, folders["false_positives"])
+    paths += figures.plot_key_errors(decisions, folders["ownership"])
     comparison = paper_vs_fsw(records, decisions, embedding, mark_lost, tables["detection"], z, ruin,
                               cfg.recommended_strategy)
     paths += write_table(comparison, folders["paper"], "paper_vs_fsw")
