@@ -1,0 +1,91 @@
+"""Round-trip time of one small request to `fsw serve` on a kept-alive connection (loopback).
+
+    python benchmarks/bench_http.py [--repeats 200]
+
+The server is a real `fsw serve` process (one torch thread, no access log) of a stand-in MLP
+(784-512-512-10 with its initial weights) on a free 127.0.0.1 port. One httpx client keeps its
+connection open and sends `--repeats` requests of each kind after a warm-up: `GET /health` and
+`POST /v1/predict` of one image. Reports the median (p50), p95 and minimum in ms; target: p50 <= 5 ms
+for the prediction. Writes benchmarks/http_latency.json (committed) with the CPU it ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import torch
+
+from fsw.io import save_model, write_json
+from fsw.networks import build_network
+from fsw.oracle.server import serve_in_subprocess
+from fsw.oracle.wire import encode_images
+from fsw.report.sweep import cpu_info
+
+RESULTS = Path(__file__).resolve().parent / "http_latency.json"
+TARGET_P50_MS = 5.0
+
+
+def timings_ms(send, repeats: int) -> dict:
+    send()  # warm-up: the connection is opened here, so every timed request reuses it
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        send().raise_for_status()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {
+        "p50_ms": round(statistics.median(times), 2),
+        "p95_ms": round(times[min(len(times) - 1, int(0.95 * len(times)))], 2),
+        "min_ms": round(times[0], 2),
+        "repeats": repeats,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=200)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    arch = {"name": "mlp", "hidden": 512, "dropout": 0.2}
+    body = encode_images(torch.rand(1, 1, 28, 28))
+    with tempfile.TemporaryDirectory() as tmp:
+        model = save_model(Path(tmp) / "model.pt", build_network(arch), arch, {"kind": "benchmark"})
+        server = serve_in_subprocess(model, "threads=1", "access_log=false", "log_level=warning")
+        with server as url, httpx.Client(base_url=url, timeout=30) as client:
+            health = timings_ms(lambda: client.get("/health"), args.repeats)
+            predict = timings_ms(lambda: client.post("/v1/predict", json=body), args.repeats)
+    results = {
+        "health": health,
+        "predict_one_image": {
+            **predict,
+            "target_p50_ms": TARGET_P50_MS,
+            "met": predict["p50_ms"] <= TARGET_P50_MS,
+        },
+        "machine": {
+            **cpu_info(),
+            "cpus": os.cpu_count(),
+            # The load when measured: other jobs on the machine lengthen every round trip.
+            "load_average_1min": round(os.getloadavg()[0], 2),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "httpx": httpx.__version__,
+        },
+    }
+    write_json(RESULTS, results)
+    for name, row in (("GET /health", health), ("POST /v1/predict, 1 image", predict)):
+        print(f"{name:27s} p50 {row['p50_ms']:7.2f} ms  p95 {row['p95_ms']:7.2f}  min {row['min_ms']:.2f}")
+    verdict = "met" if results["predict_one_image"]["met"] else "MISSED"
+    print(f"target p50 <= {TARGET_P50_MS} ms: {verdict}; written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
