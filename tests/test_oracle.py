@@ -2,6 +2,7 @@
 
 import base64
 import json
+import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -298,3 +299,31 @@ def test_fsw_serve_process_answers_and_is_stopped_on_exit(marked_mlp, tmp_path):
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/health", timeout=10)
     assert "Finished server process" in log.read_text()  # a graceful stop, not a kill
+
+
+def _server_end(client_end: socket.socket) -> socket.socket:
+    """The accepted socket of this process (the server runs in a thread here) at the other end of
+    `client_end`, found by its addresses among this process's file descriptors (Linux /proc)."""
+    wanted = (client_end.getpeername(), client_end.getsockname())
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        try:
+            candidate = socket.socket(fileno=os.dup(fd))
+        except OSError:  # not a socket
+            continue
+        try:
+            if (candidate.getsockname(), candidate.getpeername()) == wanted:
+                return candidate
+        except OSError:  # a listening or unconnected socket
+            pass
+        candidate.close()
+    raise AssertionError(f"no socket of this process accepted {wanted[1]}")
+
+
+def test_both_ends_of_a_connection_send_small_writes_at_once(client):
+    """Without TCP_NODELAY, a response written in two parts waits for the client's delayed ACK
+    (about 40 ms per request on Linux): Nagle's algorithm. Both ends must disable it."""
+    response = client.get("/health")
+    client_end = response.extensions["network_stream"].get_extra_info("socket")
+    with _server_end(client_end) as server_end:
+        for end in (client_end, server_end):
+            assert end.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), end
