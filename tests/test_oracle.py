@@ -6,19 +6,22 @@ import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 
-from fsw.errors import ConfigError
+from fsw.errors import ConfigError, ModelFileError
 import torch
 
 from fsw import verify
 from fsw.inference import predict
 from fsw.data import load_splits
-from fsw.io import load_model
+from fsw.io import load_model, save_model
+from fsw.networks import build_network
 from fsw.oracle.client import QueryBudgetError, RemoteError, RemoteOracle
 from fsw.oracle.wire import encode_images
+from fsw.oracle import server as server_module
 from fsw.oracle.server import create_app, serve_in_subprocess, serve_in_thread
 from tests.conftest import tiny
 
@@ -327,3 +330,25 @@ def test_both_ends_of_a_connection_send_small_writes_at_once(client):
     with _server_end(client_end) as server_end:
         for end in (client_end, server_end):
             assert end.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), end
+
+
+def _nan_model(path: Path) -> Path:
+    arch = {"name": "mlp", "hidden": 16, "dropout": 0.0}
+    net = build_network(arch)
+    with torch.no_grad():
+        net.classifier.bias.fill_(float("nan"))
+    return save_model(path, net, arch, {})
+
+
+def test_server_refuses_to_start_on_a_model_it_could_not_answer_with(tmp_path, marked_mlp, monkeypatch):
+    with pytest.raises(ModelFileError, match="not finite"):
+        create_app(_nan_model(tmp_path / "nan.pt"))
+
+    def broken(*args):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    net, arch, meta = load_model(marked_mlp)
+    monkeypatch.setattr(net, "forward", broken)
+    monkeypatch.setattr(server_module, "load_model", lambda path: (net, arch, meta))
+    with pytest.raises(ModelFileError, match="forward pass failed.*cannot be multiplied"):
+        create_app(marked_mlp)

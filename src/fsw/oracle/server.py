@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import torch
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,7 +29,7 @@ from omegaconf import DictConfig
 
 from fsw import __version__
 from fsw.config import setup_run
-from fsw.errors import ConfigError, FswError
+from fsw.errors import ConfigError, FswError, ModelFileError
 from fsw.inference import predict
 from fsw.io import atomic_write, load_model
 from fsw.networks import INPUT_SHAPE
@@ -102,6 +103,24 @@ class BodySizeLimit:
         await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
 
 
+def check_answers(net: torch.nn.Module, model_path: str | Path) -> None:
+    """ModelFileError if `net` cannot label a blank image with finite logits: served, it would
+    report healthy and then answer every query with an error (or labels of NaN logits)."""
+    try:
+        with torch.no_grad():
+            logits = net(torch.zeros(1, *INPUT_SHAPE))
+    except Exception as exc:  # noqa: BLE001 - whatever the network raises, it cannot be served
+        raise ModelFileError(
+            f"model file {model_path} cannot be served: a forward pass failed "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    if not torch.isfinite(logits).all():
+        raise ModelFileError(
+            f"model file {model_path} cannot be served: its outputs for a blank image are not "
+            f"finite ({logits.flatten().tolist()})"
+        )
+
+
 def _summarize(request: Request, exc: RequestValidationError, shown: int = 3) -> str:
     """Pydantic's errors as one short line, without echoing the (possibly megabytes of) input."""
     if "json" not in request.headers.get("content-type", ""):
@@ -122,12 +141,14 @@ def create_app(
     max_batch: int = DEFAULT_MAX_BATCH,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
-    """The prediction API of the model file `model_path` (loaded once, without executing code)."""
+    """The prediction API of the model file `model_path` (loaded once, without executing code);
+    ModelFileError if the model cannot answer (see `check_answers`)."""
     if max_batch < 1 or max_body_bytes < 1:
         raise ConfigError(
             f"max_batch and max_body_bytes must be positive, got {max_batch}, {max_body_bytes}"
         )
     net, arch, _ = load_model(model_path)
+    check_answers(net, model_path)
     app = FastAPI(
         title="fsw label-only prediction API",
         version=__version__,
