@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import torch
+from omegaconf import OmegaConf
 
 from fsw.io import load_model, save_model, write_json
 from fsw.key import Key, load_key
@@ -28,11 +29,13 @@ from fsw.networks import build_network
 from fsw.oracle.client import LocalOracle, RemoteOracle
 from fsw.oracle.wire import encode_images
 from fsw.oracle.server import serve_in_subprocess
+from fsw.stats.decision import PAPER_RULE
 from fsw.verify import verify_key
 
 RESULTS = Path(__file__).resolve().parent / "results" / "verify.json"
 TARGETS_MS = {"local": 50.0, "http": 300.0}
 KEY_SIZE = 100
+DECISION = OmegaConf.create({"rule": PAPER_RULE, "z": 0.05})
 
 
 def stand_in(folder: Path) -> tuple[Path, Key]:
@@ -113,7 +116,7 @@ def main() -> None:
         model, key = (args.model, load_key(args.key)) if args.model else stand_in(folder)
         net = load_model(model)[0]
         local = timings_ms(
-            lambda: verify_key(LocalOracle(net), key, 0.05, batch_size=100), args.repeats
+            lambda: verify_key(LocalOracle(net), key, DECISION), args.repeats
         )
         server = serve_in_subprocess(
             model, f"threads={args.threads}", "access_log=false", "log_level=warning"
@@ -122,7 +125,7 @@ def main() -> None:
             # A fresh client per verification: the timing includes opening the connection.
             def remote_verification():
                 with RemoteOracle(url, batch_size=100) as oracle:
-                    verify_key(oracle, key, 0.05, batch_size=100)
+                    verify_key(oracle, key, DECISION)
 
             http = timings_ms(remote_verification, args.repeats)
             served = [

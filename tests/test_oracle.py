@@ -18,6 +18,7 @@ from fsw import verify
 from fsw.inference import predict
 from fsw.data import load_splits
 from fsw.io import load_model, save_model
+from fsw.key import Key
 from fsw.networks import build_network
 from fsw.oracle.client import QueryBudgetError, RemoteError, RemoteOracle
 from fsw.oracle.wire import encode_images
@@ -352,3 +353,42 @@ def test_server_refuses_to_start_on_a_model_it_could_not_answer_with(tmp_path, m
     monkeypatch.setattr(server_module, "load_model", lambda path: (net, arch, meta))
     with pytest.raises(ModelFileError, match="forward pass failed.*cannot be multiplied"):
         create_app(marked_mlp)
+
+
+def test_a_whole_verification_is_checked_against_the_budget_before_the_first_request(
+    monkeypatch, images
+):
+    """A key of 100 with half as many decoys needs 150 queries: over a budget of 100, nothing is
+    sent, however the key is cut into requests."""
+    sent = []
+
+    def answer(request):
+        sent.append(request)
+        return httpx.Response(200, json={"labels": [0] * json.loads(request.content)["shape"][0]})
+
+    class CountedOracle(RemoteOracle):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, transport=httpx.MockTransport(answer), **kwargs)
+
+    monkeypatch.setattr(verify, "RemoteOracle", CountedOracle)
+    size = 100
+    key = Key(inputs=torch.rand(size, 1, 28, 28), labels=torch.zeros(size, dtype=torch.long),
+              is_true_adversary=torch.arange(size) % 2 == 0, source_indices=torch.arange(size),
+              eps=0.1, seed=0, meta={})
+    cfg = tiny("verify", "remote.url=http://fsw.test", "remote.budget=100", "remote.decoys=0.5",
+               "batch_size=50")
+    with pytest.raises(QueryBudgetError) as refusal:
+        verify.query_suspect(cfg, None, key, images)
+    assert len(sent) == 0
+    assert "100 images and 50 decoys need 150 queries" in str(refusal.value)
+    assert "over the budget of 100" in str(refusal.value)
+
+
+def test_a_retry_over_the_budget_stops_the_call(images):
+    answers = iter([httpx.Response(503, json={"detail": "busy"})])
+    oracle = RemoteOracle("http://fsw.test", budget=3, backoff=0.01,
+                          transport=httpx.MockTransport(lambda request: next(answers)))
+    with pytest.raises(QueryBudgetError, match="retrying a batch of 2 images would exceed the "
+                                               r"budget of 3 queries to http://fsw.test \(2 used\)"):
+        oracle(images[:2])
+    assert oracle.queries == 2

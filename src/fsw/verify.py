@@ -26,12 +26,14 @@ from fsw.stats.decision import DECISION_RULES, PAPER_RULE, Decision, null_errors
 log = logging.getLogger(__name__)
 
 
-def verify_key(oracle: Oracle, key: Key, decision: DictConfig, batch_size: int = 100) -> dict:
-    """Query the key in batches, count the suspect's errors, and decide: by `decision.rule` with the
-    key's calibration (the paper's rule where the key has none), beside the paper's own outcome and
-    every calibrated rule's (for the report's comparison)."""
+def verify_key(oracle: Oracle, key: Key, decision: DictConfig) -> dict:
+    """Query the key, count the suspect's errors, and decide: by `decision.rule` with the key's
+    calibration (the paper's rule where the key has none), beside the paper's own outcome and every
+    calibrated rule's (for the report's comparison)."""
     started = time.perf_counter()
-    labels = torch.cat([oracle(chunk) for chunk in key.inputs.split(batch_size)])
+    # One call: a remote oracle checks the whole verification, key and decoys, against its budget
+    # before its first request (it cuts the call into requests itself).
+    labels = oracle(key.inputs)
     wrong = labels != key.labels
     errors, l, z = int(wrong.sum()), len(key), float(decision.z)
     calibration = key.calibration
@@ -61,19 +63,18 @@ def verify_key(oracle: Oracle, key: Key, decision: DictConfig, batch_size: int =
 
 def query_suspect(cfg: DictConfig, net: torch.nn.Module | None, key: Key, decoys: torch.Tensor) -> dict:
     """verify_key through the remote API at cfg.remote.url if set, else through the local model."""
-    batch_size = int(cfg.batch_size)
     if not cfg.remote.url:
-        return {"oracle": "local", **verify_key(LocalOracle(net), key, cfg.decision, batch_size)}
+        return {"oracle": "local", **verify_key(LocalOracle(net), key, cfg.decision)}
     budget = cfg.remote.budget
     with RemoteOracle.from_config(
         cfg.remote,
-        batch_size=batch_size,
+        batch_size=int(cfg.batch_size),
         budget=None if budget is None else int(budget),
         decoys=decoys,
         decoy_ratio=float(cfg.remote.decoys),
         seed=int(cfg.seed),
     ) as oracle:
-        return {"oracle": "remote", **verify_key(oracle, key, cfg.decision, batch_size)}
+        return {"oracle": "remote", **verify_key(oracle, key, cfg.decision)}
 
 
 def run(cfg: DictConfig) -> dict:

@@ -58,8 +58,9 @@ class RemoteOracle:
     """Label queries to the API at `url`, in requests of at most `batch_size` images.
 
     `queries` counts every image sent, decoys and retried requests included (a request that timed
-    out may still have reached the suspect). A call that would bring it over `budget` is refused
-    with QueryBudgetError before anything is sent. With `decoy_ratio` r > 0, each call mixes
+    out may still have reached the suspect). A call whose images and decoys would bring it over
+    `budget` is refused with QueryBudgetError before anything is sent; so is a retry, and the call
+    stops there. With `decoy_ratio` r > 0, each call mixes
     round(r * n) images drawn from `decoys` among its n images, in a random order, so that a key is
     not sent as a recognizable block; only the labels of the caller's images are returned.
     Failed requests (transport errors, 429, 5xx) are retried `retries` times, waiting
@@ -123,7 +124,13 @@ class RemoteOracle:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n_decoys = round(self.decoy_ratio * len(x))
-        self._charge(len(x) + n_decoys, dry_run=True)
+        needed = len(x) + n_decoys
+        if self.budget is not None and self.queries + needed > self.budget:
+            raise QueryBudgetError(
+                f"{len(x)} images and {n_decoys} decoys need {needed} queries to {self.url}, over "
+                f"the budget of {self.budget} ({self.queries} used, {self.budget - self.queries} "
+                "left); nothing was sent"
+            )
         if n_decoys:
             picked = torch.randint(len(self.decoys), (n_decoys,), generator=self.generator)
             mixed = torch.cat([x, self.decoys[picked]])
@@ -138,16 +145,15 @@ class RemoteOracle:
         labels = [self._post(batch) for batch in x.split(self.batch_size)]
         return torch.cat(labels) if labels else torch.empty(0, dtype=torch.long)
 
-    def _charge(self, n: int, dry_run: bool = False) -> None:
-        """Count `n` images about to be sent; QueryBudgetError if they would exceed the budget."""
+    def _charge(self, n: int) -> None:
+        """Count `n` images about to be sent. A call's first attempts fit in the budget (checked
+        before its first request): only a retry can exceed it."""
         if self.budget is not None and self.queries + n > self.budget:
             raise QueryBudgetError(
-                f"sending {n} more images to {self.url} would make {self.queries + n} queries, "
-                f"over the budget of {self.budget} ({self.budget - self.queries} left); "
-                "nothing was sent"
+                f"retrying a batch of {n} images would exceed the budget of {self.budget} queries "
+                f"to {self.url} ({self.queries} used); stopped"
             )
-        if not dry_run:
-            self.queries += n
+        self.queries += n
 
     def _post(self, batch: torch.Tensor) -> torch.Tensor:
         body = encode_images(batch)
