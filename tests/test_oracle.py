@@ -1,10 +1,15 @@
 """The prediction API (fsw serve) and its client (fsw.oracle.client), served on a loopback port."""
 
 import base64
+import contextlib
+import gzip
+import http.server
 import json
 import os
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +25,7 @@ from fsw.data import load_splits
 from fsw.io import load_model, save_model
 from fsw.key import Key
 from fsw.networks import build_network
+from fsw.oracle import client as client_module
 from fsw.oracle.client import QueryBudgetError, RemoteError, RemoteOracle
 from fsw.oracle.wire import encode_images
 from fsw.oracle import server as server_module
@@ -392,3 +398,130 @@ def test_a_retry_over_the_budget_stops_the_call(images):
                                                r"budget of 3 queries to http://fsw.test \(2 used\)"):
         oracle(images[:2])
     assert oracle.queries == 2
+
+
+# ----------------------------------------------------------------------------- hostile servers
+
+
+@contextlib.contextmanager
+def hostile_server(answer) -> Iterator[str]:
+    """A loopback HTTP server that reads each request, then lets `answer(wfile)` write any bytes
+    it likes as the reply (status line and headers included); yields its base URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.close_connection = True
+            with contextlib.suppress(OSError):  # the client hung up: what the client should do
+                answer(self.wfile)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def reply(body: bytes, status: str = "200 OK", *headers: str):
+    head = [f"HTTP/1.1 {status}", "Content-Type: application/json", *headers]
+    if not any(h.lower().startswith("content-length") for h in headers):
+        head.append(f"Content-Length: {len(body)}")
+
+    def answer(wfile):
+        wfile.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+
+    return answer
+
+
+def endless(status: str = "200 OK"):
+    """A reply without a length that goes on until the client hangs up (or 50 MB)."""
+
+    def answer(wfile):
+        wfile.write(f"HTTP/1.1 {status}\r\nConnection: close\r\n\r\n".encode())
+        for _ in range(800):
+            wfile.write(b"[" * 65536)
+
+    return answer
+
+
+def trickled(wfile):
+    """A valid reply, one byte every 0.2 s: each read of the client is quick, the whole is not."""
+    body = b'{"labels": [1, 2]}'.ljust(40)
+    wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+    for byte in body:
+        wfile.write(bytes([byte]))
+        wfile.flush()
+        time.sleep(0.2)
+
+
+def silent(wfile):
+    time.sleep(10)
+
+
+def compressed(wfile):
+    """Valid labels, padded to 20 MB by whitespace and gzipped to 20 kB: a decompression bomb."""
+    body = gzip.compress(b'{"labels": [1, 2]' + b" " * 20_000_000 + b"}")
+    reply(body, "200 OK", "Content-Encoding: gzip")(wfile)
+
+
+def labels(*values) -> bytes:
+    return ("{" + f'"labels": [{", ".join(map(str, values))}]' + "}").encode()
+
+
+# name -> (what the server answers, RemoteOracle options beyond the defaults of the test, a phrase
+# of the RemoteError); the client sends two images.
+HOSTILE_SERVERS = {
+    "label 11 of 10 classes": (reply(labels(11, 0)), {}, "less than 10"),
+    "negative label": (reply(labels(0, -1)), {}, "greater than or equal to 0"),
+    "label 10**30": (reply(labels(10**30, 0)), {}, "less than 10"),
+    "boolean label": (reply(labels("true", 0)), {}, "valid integer"),
+    "fractional label": (reply(labels(1.5, 0)), {}, "valid integer"),
+    "too few labels": (reply(labels(1)), {}, "1 labels for 2 images"),
+    "labels not a list": (reply(b'{"labels": "01"}'), {}, "valid array"),
+    "no labels": (reply(b'{"answer": [1, 2]}'), {}, "Field required"),
+    "not JSON": (reply(b"<html>busy</html>"), {}, "Invalid JSON"),
+    "deeply nested JSON": (reply(b"[" * 200_000), {}, "recursion limit"),
+    "reply declared too large": (
+        reply(b"", "200 OK", "Content-Length: 1000000000000"),
+        {},
+        "declares a reply of 1000000000000 bytes",
+    ),
+    "endless reply": (endless(), {}, "reply exceeds 1048576 bytes"),
+    "endless error reply": (endless("500 Internal Server Error"), {}, "reply exceeds 1048576 bytes"),
+    "compressed reply": (compressed, {}, "Content-Encoding gzip"),
+    "trickled reply": (trickled, {"deadline": 2}, "deadline of 2 s"),
+    "silent server": (silent, {"retries": 5, "deadline": 2}, "deadline of 2 s"),
+    "retry after an hour": (
+        reply(b'{"detail": "busy"}', "503 Service Unavailable", "Retry-After: 3600"),
+        {},
+        "retry after 3600 s",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_SERVERS)
+def test_client_refuses_a_hostile_server_with_a_clear_error(name, images):
+    answer, options, message = HOSTILE_SERVERS[name]
+    started = time.monotonic()
+    with hostile_server(answer) as url:
+        options = {"timeout": 1, "retries": 1, "backoff": 0.01, **options}
+        with RemoteOracle(url, **options) as oracle, pytest.raises(RemoteError, match=message):
+            oracle(images[:2])
+    assert time.monotonic() - started < 10
+
+
+def test_client_waits_as_long_as_the_server_asks(monkeypatch, images):
+    answers = iter([httpx.Response(503, headers={"retry-after": "2"}, json={"detail": "busy"}),
+                    httpx.Response(200, json={"labels": [3, 4]})])
+    waits = []
+    monkeypatch.setattr(client_module.time, "sleep", waits.append)
+    oracle = RemoteOracle("http://fsw.test", backoff=0.01,
+                          transport=httpx.MockTransport(lambda request: next(answers)))
+    assert oracle(images[:2]).tolist() == [3, 4]
+    assert waits == [2]

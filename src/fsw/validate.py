@@ -218,6 +218,7 @@ RULES: dict[str, Rule] = {
     "remote.timeout_s": number(0, lo_open=True),
     "remote.retries": COUNT,
     "remote.backoff_s": number(0),
+    "remote.deadline_s": number(0, lo_open=True),
     "remote.decoys": number(0),
     # extract
     "victim_in": OPTIONAL_PATH,

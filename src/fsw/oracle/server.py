@@ -43,6 +43,7 @@ from fsw.oracle.wire import (
     PredictRequest,
     PredictResponse,
     decode_images,
+    describe_errors,
 )
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def check_answers(net: torch.nn.Module, model_path: str | Path) -> None:
     try:
         with torch.no_grad():
             logits = net(torch.zeros(1, *INPUT_SHAPE))
-    except Exception as exc:  # noqa: BLE001 - whatever the network raises, it cannot be served
+    except Exception as exc:  # whatever the network raises, it cannot be served
         raise ModelFileError(
             f"model file {model_path} cannot be served: a forward pass failed "
             f"({type(exc).__name__}: {exc})"
@@ -121,19 +122,14 @@ def check_answers(net: torch.nn.Module, model_path: str | Path) -> None:
         )
 
 
-def _summarize(request: Request, exc: RequestValidationError, shown: int = 3) -> str:
+def _summarize(request: Request, exc: RequestValidationError) -> str:
     """Pydantic's errors as one short line, without echoing the (possibly megabytes of) input."""
     if "json" not in request.headers.get("content-type", ""):
         return "the body must be JSON, sent with the header Content-Type: application/json"
     errors = exc.errors()
     if errors and errors[0].get("type") == "json_invalid":
         return f"malformed JSON at character {errors[0]['loc'][-1]}: {errors[0]['ctx']['error']}"
-    parts = [
-        ".".join(str(part) for part in error.get("loc", ())) + f": {error.get('msg')}"
-        for error in errors[:shown]
-    ]
-    more = f" (and {len(errors) - shown} more)" if len(errors) > shown else ""
-    return "invalid request: " + "; ".join(parts) + more
+    return "invalid request: " + describe_errors(errors)
 
 
 def create_app(

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from fsw.networks import INPUT_SHAPE
+from fsw.networks import INPUT_SHAPE, NUM_CLASSES
 
 DEFAULT_MAX_BATCH = 1000
 # A full batch of float32 images in base64 is 1000 * 784 * 4 * 4/3 bytes, about 4.2 MB.
@@ -51,7 +51,9 @@ PredictRequest = Annotated[Base64Images | ListImages, Field(discriminator="encod
 
 
 class PredictResponse(BaseModel):
-    labels: list[int] = Field(description="the top-1 label of each image, in request order")
+    labels: list[Annotated[int, Field(ge=0, lt=NUM_CLASSES)]] = Field(
+        description="the top-1 label of each image, in request order"
+    )
 
 
 class HealthResponse(BaseModel):
@@ -67,6 +69,16 @@ class ErrorResponse(BaseModel):
 
 class InvalidImages(ValueError):
     """A well-formed request whose images cannot be classified; the message says why."""
+
+
+def describe_errors(errors: list[dict], shown: int = 3) -> str:
+    """Pydantic's validation errors as one short line, without echoing the (possibly huge) input."""
+    parts = [
+        ".".join(map(str, error["loc"])) + ": " + error["msg"] if error["loc"] else error["msg"]
+        for error in errors[:shown]
+    ]
+    more = f" (and {len(errors) - shown} more)" if len(errors) > shown else ""
+    return "; ".join(parts) + more
 
 
 def decode_images(request: Base64Images | ListImages, max_batch: int) -> torch.Tensor:
