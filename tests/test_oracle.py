@@ -6,6 +6,7 @@ import gzip
 import http.server
 import json
 import os
+import select
 import socket
 import threading
 import time
@@ -525,3 +526,145 @@ def test_client_waits_as_long_as_the_server_asks(monkeypatch, images):
                           transport=httpx.MockTransport(lambda request: next(answers)))
     assert oracle(images[:2]).tolist() == [3, 4]
     assert waits == [2]
+
+
+# ----------------------------------------------------------------------------- hostile clients
+
+READ_TIMEOUT_S = 2.0
+MAX_REQUESTS = 4
+
+
+@pytest.fixture(scope="module")
+def strict_server(marked_mlp):
+    """A server with short read timeouts and room for four requests at once."""
+    app = create_app(marked_mlp, max_batch=1000, read_timeout_s=READ_TIMEOUT_S,
+                     max_concurrent_requests=MAX_REQUESTS)
+    with serve_in_thread(app) as url:
+        yield url
+
+
+def address(url: str) -> tuple[str, int]:
+    host, port = httpx.URL(url).host, httpx.URL(url).port
+    return host, port
+
+
+HEAD = b"POST /v1/predict HTTP/1.1\r\nHost: fsw.test\r\nContent-Type: application/json\r\n"
+
+
+def slow_client(url: str, first: bytes, drip: bytes, every: float = 0.2, limit: float = 8.0):
+    """Send `first`, then `drip` every `every` s, until the server closes the connection or `limit`
+    s have passed; returns (what the server sent, seconds until it closed, or None)."""
+    started = time.monotonic()
+    received = b""
+    with socket.create_connection(address(url), timeout=limit) as sock:
+        try:
+            sock.sendall(first)
+            while time.monotonic() - started < limit:
+                readable, _, _ = select.select([sock], [], [], every)
+                if readable:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return received, time.monotonic() - started
+                    received += chunk
+                elif drip:
+                    sock.sendall(drip)
+        except OSError:  # reset by the server: closed as well
+            return received, time.monotonic() - started
+    return received, None
+
+
+# name -> (what the client sends first, what it then sends every 0.2 s, the start of the server's
+# reply before it closes the connection)
+HOSTILE_CLIENTS = {
+    "idle connection": (b"", b"", b""),
+    "headers a byte at a time": (HEAD, b"X", b""),
+    "body a byte at a time": (HEAD + b"Content-Length: 1000\r\n\r\n", b"[", b"HTTP/1.1 408 "),
+    "10 GB body declared, then trickled": (
+        HEAD + b"Content-Length: 10000000000\r\n\r\n",
+        b"[",
+        b"HTTP/1.1 413 ",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_CLIENTS)
+def test_a_slow_client_is_cut_off_after_the_read_timeout(strict_server, name, images):
+    first, drip, reply = HOSTILE_CLIENTS[name]
+    received, closed_after = slow_client(strict_server, first, drip)
+    assert received.startswith(reply), received[:100]
+    assert closed_after is not None and closed_after < READ_TIMEOUT_S + 3, closed_after
+    with httpx.Client(base_url=strict_server, timeout=10) as client:
+        assert client.post("/v1/predict", json=encode_images(images[:2])).status_code == 200
+
+
+def test_a_busy_server_answers_503_with_retry_after(strict_server, marked_net, images):
+    holders = ThreadPoolExecutor(MAX_REQUESTS)
+    body_pending = HEAD + b"Content-Length: 1000\r\n\r\n"
+    held = [holders.submit(slow_client, strict_server, body_pending, b"") for _ in range(MAX_REQUESTS)]
+    try:
+        with httpx.Client(base_url=strict_server, timeout=10) as client:
+            deadline = time.monotonic() + READ_TIMEOUT_S
+            response = client.get("/health")
+            while response.status_code == 200 and time.monotonic() < deadline:
+                response = client.get("/health")
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"] == "1"
+            assert "busy" in response.json()["detail"]
+        # The holders are cut off after the read timeout; the client waits as it is told and
+        # gets its answer.
+        with RemoteOracle(strict_server, retries=5, deadline=30) as oracle:
+            assert oracle(images[:4]).tolist() == predict(marked_net, images[:4]).tolist()
+    finally:
+        holders.shutdown(wait=True)
+    assert all(future.result()[0].startswith(b"HTTP/1.1 408 ") for future in held)
+
+
+def test_normal_clients_get_answers_while_slow_and_heavy_clients_attack(
+    strict_server, marked_net, images
+):
+    """All along: eight clients sending their headers a byte at a time (they hold no request slot),
+    one sending its body a byte at a time and one sending the largest nested-list bodies (a slot
+    each). Four normal clients must get every answer, right, within their deadline, waiting when
+    told to; the slow clients are cut off by the server, again and again."""
+    heavy = json.dumps({"encoding": "list", "images": torch.rand(1000, 1, 28, 28).tolist()}).encode()
+    stop = threading.Event()
+
+    def heavy_client() -> int:
+        with httpx.Client(base_url=strict_server, timeout=30) as client:
+            while not stop.is_set():
+                client.post("/v1/predict", content=heavy, headers=JSON)
+        return 1
+
+    def slowloris(first: bytes) -> int:
+        """How many times the server cut this client off; one connection at least."""
+        cut = 0
+        while True:
+            cut += slow_client(strict_server, first, b"X", limit=READ_TIMEOUT_S + 3)[1] is not None
+            if stop.is_set():
+                return cut
+
+    expected = predict(marked_net, images).tolist()
+
+    def normal_client(index: int) -> list[str]:
+        problems = []
+        with RemoteOracle(strict_server, retries=20, backoff=0.05, deadline=60) as oracle:
+            for call in range(10):
+                start = (index * 10 + call) % 60
+                try:
+                    if oracle(images[start : start + 4]).tolist() != expected[start : start + 4]:
+                        problems.append(f"client {index} call {call}: wrong labels")
+                except RemoteError as exc:
+                    problems.append(f"client {index} call {call}: {exc}")
+        return problems
+
+    attackers = [(heavy_client, ()), (slowloris, (HEAD + b"Content-Length: 1000\r\n\r\n",))]
+    attackers += [(slowloris, (HEAD,))] * 8
+    with ThreadPoolExecutor(len(attackers) + 4) as pool:
+        attacks = [pool.submit(attack, *args) for attack, args in attackers]
+        time.sleep(1)  # the attack is under way before the first normal request
+        normal = [pool.submit(normal_client, index) for index in range(4)]
+        problems = [p for future in normal for p in future.result(timeout=180)]
+        stop.set()
+        cut = [attack.result(timeout=60) for attack in attacks]
+    assert problems == []
+    assert all(cut), cut
