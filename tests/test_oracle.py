@@ -7,7 +7,11 @@ import http.server
 import json
 import os
 import select
+import signal
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -668,3 +672,40 @@ def test_normal_clients_get_answers_while_slow_and_heavy_clients_attack(
         cut = [attack.result(timeout=60) for attack in attacks]
     assert problems == []
     assert all(cut), cut
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs: a zombie (dead, not yet reaped by init) does not."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_fsw_serve_dies_with_the_process_that_started_it(marked_mlp):
+    """SIGKILL of a job running `fsw serve` through serve_in_subprocess leaves no server behind."""
+    job = textwrap.dedent(f"""
+        import time
+        from fsw.oracle.server import serve_in_subprocess
+        with serve_in_subprocess({str(marked_mlp)!r}, "threads=1") as url:
+            print(url, flush=True)
+            time.sleep(300)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", job], stdout=subprocess.PIPE, text=True)
+    server_pid = None
+    try:
+        url = parent.stdout.readline().strip()  # within serve_in_subprocess's start timeout
+        assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+        children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
+        (server_pid,) = map(int, children)
+        parent.kill()
+        parent.wait(timeout=10)
+        gone_by = time.monotonic() + 10
+        while _alive(server_pid) and time.monotonic() < gone_by:
+            time.sleep(0.1)
+        assert not _alive(server_pid), "fsw serve outlived the job that started it"
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)
+        if server_pid is not None and _alive(server_pid):
+            os.kill(server_pid, signal.SIGKILL)

@@ -232,6 +232,7 @@ RULES: dict[str, Rule] = {
     "keep_alive_s": number(0),
     "read_timeout_s": number(0, lo_open=True),
     "max_concurrent_requests": POSITIVE,
+    "stop_when_stdin_closes": BOOL,
     # figure1 (Figure 1: a 2-D problem, its frontier before and after stitching)
     "figure_out": PATH,  # the PNG; the SVG is written beside it
     "figure1.n_train": POSITIVE,

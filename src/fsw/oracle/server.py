@@ -349,15 +349,23 @@ def serve_in_subprocess(
 ) -> Iterator[str]:
     """Run `fsw serve` of `model_path` (plus Hydra `overrides`) in a child process on a free
     127.0.0.1 port; yields its base URL once it listens. On exit, even on error, the server is
-    stopped (SIGTERM, then SIGKILL after 10 s). Its output goes to `log_path` (default: discarded).
-    For workflow jobs and benchmarks: the server does not share the caller's interpreter."""
+    stopped (SIGTERM, then SIGKILL after 10 s); if the caller dies first, even by SIGKILL, the
+    server stops by itself (`stop_when_stdin_closes`). Its output goes to `log_path` (default:
+    discarded). For workflow jobs and benchmarks: the server does not share the caller's
+    interpreter."""
     with tempfile.TemporaryDirectory(prefix="fsw-serve-") as folder:
         url_file = Path(folder) / "url"
         fsw = [sys.executable, "-c", "from fsw.cli import main; main()"]
         where = [f"model_in={model_path}", "host=127.0.0.1", "port=0", f"url_file={url_file}"]
-        command = [*fsw, "serve", *where, *overrides]
-        with open(log_path or os.devnull, "w") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        command = [*fsw, "serve", *where, "stop_when_stdin_closes=true", *overrides]
+        with (
+            open(log_path or os.devnull, "w") as log,
+            # The write end of the server's stdin stays here, unused: the kernel closes it when
+            # this process ends, however it ends.
+            subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT
+            ) as process,
+        ):
             try:
                 # Importing torch, Lightning and Hydra takes seconds, more on a busy machine.
                 deadline = time.monotonic() + start_timeout_s
@@ -382,8 +390,16 @@ def serve_in_subprocess(
                     process.wait()
 
 
+def _stop_when_stdin_closes(server: uvicorn.Server) -> None:
+    while os.read(sys.stdin.fileno(), 4096):
+        pass
+    log.info("stdin closed: whoever started this server has ended; stopping")
+    server.should_exit = True
+
+
 def run(cfg: DictConfig) -> None:
-    """Serve cfg.model_in until interrupted (Ctrl-C or SIGTERM stop it gracefully)."""
+    """Serve cfg.model_in until interrupted (Ctrl-C or SIGTERM stop it gracefully) or, with
+    cfg.stop_when_stdin_closes, until stdin reaches its end."""
     setup_run(cfg)
     app = create_app(
         cfg.model_in,
@@ -404,7 +420,10 @@ def run(cfg: DictConfig) -> None:
         access_log=bool(cfg.access_log),
         timeout_keep_alive=int(cfg.keep_alive_s),
     )
+    server = uvicorn.Server(config)
+    if cfg.stop_when_stdin_closes:
+        threading.Thread(target=_stop_when_stdin_closes, args=(server,), daemon=True).start()
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         sock.close()
