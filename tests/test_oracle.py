@@ -6,6 +6,7 @@ import gzip
 import http.server
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -35,7 +36,7 @@ from fsw.oracle.client import QueryBudgetError, RemoteError, RemoteOracle
 from fsw.oracle.wire import encode_images
 from fsw.oracle import server as server_module
 from fsw.oracle.server import create_app, serve_in_subprocess, serve_in_thread
-from tests.conftest import tiny
+from tests.conftest import REPO, tiny
 
 MAX_BATCH = 64
 MAX_BODY = 300_000  # a full batch of 64 float32 images in base64 is about 268 kB
@@ -490,7 +491,7 @@ HOSTILE_SERVERS = {
     "too few labels": (reply(labels(1)), {}, "1 labels for 2 images"),
     "labels not a list": (reply(b'{"labels": "01"}'), {}, "valid array"),
     "no labels": (reply(b'{"answer": [1, 2]}'), {}, "Field required"),
-    "not JSON": (reply(b"<html>busy</html>"), {}, "Invalid JSON"),
+    "HTML reply": (reply(b"<html>busy</html>"), {}, "Invalid JSON"),
     "deeply nested JSON": (reply(b"[" * 200_000), {}, "recursion limit"),
     "reply declared too large": (
         reply(b"", "200 OK", "Content-Length: 1000000000000"),
@@ -709,3 +710,37 @@ def test_fsw_serve_dies_with_the_process_that_started_it(marked_mlp):
         parent.wait(timeout=10)
         if server_pid is not None and _alive(server_pid):
             os.kill(server_pid, signal.SIGKILL)
+
+
+# ----------------------------------------------------------------------------- the documented table
+
+# Cases with a test of their own: name -> that test.
+SINGLE_CASES = {
+    "model with NaN weights": test_server_refuses_to_start_on_a_model_it_could_not_answer_with,
+    "model whose forward pass fails": (
+        test_server_refuses_to_start_on_a_model_it_could_not_answer_with
+    ),
+    "more requests than the server takes at once": test_a_busy_server_answers_503_with_retry_after,
+    "slowloris and heavy clients beside normal ones": (
+        test_normal_clients_get_answers_while_slow_and_heavy_clients_attack
+    ),
+    "job running fsw serve killed by SIGKILL": test_fsw_serve_dies_with_the_process_that_started_it,
+}
+SECTION = "### Bad inputs tried: the HTTP API"
+
+
+def documented_cases() -> list[str]:
+    """The first cells (`name`) of the table in docs/threat-model.md's section SECTION."""
+    text = (REPO / "docs" / "threat-model.md").read_text()
+    assert SECTION in text
+    section = re.split(r"\n#{1,3} ", text.split(SECTION, 1)[1], maxsplit=1)[0]
+    return re.findall(r"^\| `([^`]+)` \|", section, flags=re.MULTILINE)
+
+
+def test_every_case_tried_is_in_the_threat_model_and_every_row_is_tried():
+    tried = [*BAD_REQUESTS, *HOSTILE_CLIENTS, *HOSTILE_SERVERS, *SINGLE_CASES]
+    assert len(set(tried)) == len(tried), "two cases of one name"
+    documented = documented_cases()
+    assert len(set(documented)) == len(documented), "two rows of one name"
+    assert sorted(set(tried) - set(documented)) == [], "tried, not in the table"
+    assert sorted(set(documented) - set(tried)) == [], "in the table, not tried"
