@@ -21,21 +21,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from fsw.errors import ConfigError, ModelFileError
 import torch
 
 from fsw import verify
-from fsw.inference import predict
 from fsw.data import load_splits
+from fsw.errors import ConfigError, ModelFileError
+from fsw.inference import predict
 from fsw.io import load_model, save_model
 from fsw.key import Key
 from fsw.networks import build_network
 from fsw.oracle import client as client_module
-from fsw.oracle.client import QueryBudgetError, RemoteError, RemoteOracle
-from fsw.oracle.wire import encode_images
 from fsw.oracle import server as server_module
+from fsw.oracle.client import QueryBudgetError, RemoteError, RemoteOracle
 from fsw.oracle.server import create_app, serve_in_subprocess, serve_in_thread
+from fsw.oracle.wire import encode_images
 from tests.conftest import REPO, tiny
 
 MAX_BATCH = 64
