@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -53,8 +54,18 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def torch_bytes(obj: Any) -> bytes:
+    """What torch.save writes for `obj`, made in memory. Saved to a path, torch names the folder inside
+    its zip archive after the file, here a temporary file of random name, so equal content would give
+    different files; saved to a buffer, the folder is always "archive"."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
 def torch_save(path: str | Path, obj: Any) -> Path:
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    data = torch_bytes(obj)
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def safe_torch_load(path: str | Path, what: str, error: type[Exception]) -> Any:
