@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import io
@@ -11,13 +12,14 @@ import pickle
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from fsw import __version__
+from fsw.errors import OutputError
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process umask once, at import (os.umask can only read it by setting it)
@@ -28,26 +30,66 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
 
     A crash or kill at any point leaves either the old file or no file, never a half-written one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    return _write_all({Path(path): write})[0]
+
+
+def write_together(outputs: Mapping[str | Path, bytes | str]) -> list[Path]:
+    """Write each output's content, all or none: a stage's model (or key) and its metrics.
+
+    Every output is written and synced to a temporary file beside it before any is renamed into
+    place, so a full disk or another write error leaves the old files (or none), never a model
+    without its metrics.
+    """
+    return _write_all({Path(path): _writer(content) for path, content in outputs.items()})
+
+
+def _writer(content: bytes | str) -> Callable[[str], None]:
+    data = content.encode() if isinstance(content, str) else content
+    return lambda tmp: Path(tmp).write_bytes(data)
+
+
+def _write_all(writers: dict[Path, Callable[[str], None]]) -> list[Path]:
+    temporary: dict[Path, str] = {}
+    renamed: list[Path] = []
+    path = next(iter(writers))
     try:
-        # mkstemp makes the file private (0600); give it the mode open() would have given it.
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for path, write in writers.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary[path] = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
+            # mkstemp makes the file private (0600); give it the mode open() would have given it.
+            os.chmod(temporary[path], 0o666 & ~_UMASK)
+            write(temporary[path])
+            with open(temporary[path], "rb") as handle:
+                os.fsync(handle.fileno())
+        for path, tmp in temporary.items():
+            os.replace(tmp, path)
+            renamed.append(path)
+    except BaseException as exc:
+        for tmp in temporary.values():
+            Path(tmp).unlink(missing_ok=True)
+        for done in renamed:  # a rename failed after others: take those back, so that none is new
+            done.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _output_error(path, exc, others=[p for p in writers if p != path]) from exc
         raise
-    return path
+    return list(writers)
+
+
+def _output_error(path: Path, exc: OSError, others: list[Path]) -> OutputError:
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    reason = "no space left on the device (or over the disk quota)" if full else exc.strerror or str(exc)
+    unwritten = f"none of {', '.join(map(str, [path, *others]))} was" if others else "it was not"
+    advice = ": free some space, then rerun" if full else ""
+    return OutputError(f"cannot write {path}: {reason}; {unwritten} written{advice}")
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
-    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return write_together({path: json_text(obj)})[0]
+
+
+def json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True) + "\n"
 
 
 def read_json(path: str | Path) -> Any:
@@ -64,8 +106,7 @@ def torch_bytes(obj: Any) -> bytes:
 
 
 def torch_save(path: str | Path, obj: Any) -> Path:
-    data = torch_bytes(obj)
-    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    return write_together({path: torch_bytes(obj)})[0]
 
 
 def safe_torch_load(path: str | Path, what: str, error: type[Exception]) -> Any:
@@ -140,18 +181,21 @@ def state_hash(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def save_model(path: str | Path, net: torch.nn.Module, arch: dict, meta: dict) -> Path:
+def model_bytes(net: torch.nn.Module, arch: dict, meta: dict) -> bytes:
     """A model file: the state dict, what rebuilds the network (`arch`), metadata/provenance, and
     the state dict's sha256 (checked on load)."""
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    payload = {
+    return torch_bytes({
         "format": MODEL_FORMAT,
         "arch": dict(arch),
         "state_dict": state,
         "state_hash": state_hash(state),
         "meta": {**meta, **provenance()},
-    }
-    return torch_save(path, payload)
+    })
+
+
+def save_model(path: str | Path, net: torch.nn.Module, arch: dict, meta: dict) -> Path:
+    return write_together({path: model_bytes(net, arch, meta)})[0]
 
 
 def load_model(path: str | Path) -> tuple[torch.nn.Module, dict, dict]:

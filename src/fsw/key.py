@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from fsw.errors import KeyFileError
-from fsw.io import safe_torch_load, torch_save
+from fsw.io import safe_torch_load, torch_bytes, write_together
 from fsw.networks import INPUT_SHAPE, NUM_CLASSES
 
 KEY_FORMAT = "fsw-key/1"
@@ -88,8 +88,12 @@ def calibration_payload(calibration: Calibration) -> dict:
             "hash": calibration.hash}
 
 
+def key_bytes(key: Key) -> bytes:
+    return torch_bytes(key_payload(key))
+
+
 def save_key(path: str | Path, key: Key) -> Path:
-    return torch_save(path, key_payload(key))
+    return write_together({path: key_bytes(key)})[0]
 
 
 def load_key(path: str | Path, expected_hash: str | None = None) -> Key:
