@@ -8,8 +8,6 @@ import hashlib
 import io
 import json
 import os
-import pickle
-import re
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
@@ -20,6 +18,8 @@ import torch
 
 from fsw import __version__
 from fsw.errors import OutputError
+from fsw.untrusted import safe_torch_load
+from fsw.validate import COUNT, MAX_SEED, Rule, choice, integer, number, record_problems
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process umask once, at import (os.umask can only read it by setting it)
@@ -109,43 +109,6 @@ def torch_save(path: str | Path, obj: Any) -> Path:
     return write_together({path: torch_bytes(obj)})[0]
 
 
-def safe_torch_load(path: str | Path, what: str, error: type[Exception]) -> Any:
-    """Load a torch file without executing code from it (`weights_only=True`).
-
-    Every failure becomes `error` with a message naming the file and what is wrong with it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise error(f"{what} file not found: {path}")
-    if path.stat().st_size == 0:
-        raise error(f"{what} file {path} is empty (0 bytes): truncated or never written")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        unsafe = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        if unsafe:
-            raise error(
-                f"refusing to load {what} file {path}: it references {unsafe.group(1)}, which is not on "
-                f"torch's allow-list of safe types (unpickling arbitrary globals can run code). fsw "
-                f"{what} files hold only tensors and plain values, so this file was not written by fsw "
-                f"or was tampered with; nothing from it was run."
-            ) from None
-        raise error(f"{what} file {path} is corrupt or not a torch file: {_torch_reason(exc)}") from None
-    except Exception as exc:
-        raise error(
-            f"{what} file {path} is truncated or corrupt: {type(exc).__name__}: {_torch_reason(exc)}"
-        ) from exc
-
-
-def _torch_reason(exc: Exception) -> str:
-    """The informative line of a torch.load error, without torch's advice to load unsafely."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    noise = ("Weights only load failed", "Check the documentation", "Please file an issue", "(1)", "(2)")
-    kept = [line for line in lines if not line.startswith(noise)]
-    reason = kept[0] if kept else lines[0] if lines else repr(exc)
-    return reason.split(". ")[0].rstrip(".")[:300]
-
-
 @functools.cache
 def git_commit() -> str:
     """The commit of the fsw checkout, or 'unknown' outside a git checkout."""
@@ -168,6 +131,9 @@ def provenance() -> dict[str, str]:
 
 
 MODEL_FORMAT = "fsw-model/1"
+# The metadata fields of a model file that fsw reads back (to name, seed and describe models).
+MODEL_META_RULES = {"network": Rule("str"), "seed": integer(0, MAX_SEED, optional=True),
+                    "split": choice("fsw.validate:TRAINING_SPLITS"), "test_acc": number(0, 1), "test_size": COUNT}
 
 
 def state_hash(state: dict[str, torch.Tensor]) -> str:
@@ -201,10 +167,11 @@ def save_model(path: str | Path, net: torch.nn.Module, arch: dict, meta: dict) -
 def load_model(path: str | Path) -> tuple[torch.nn.Module, dict, dict]:
     """Rebuild a network from a model file without executing code; returns (net in eval mode, arch, meta).
 
-    The file is untrusted: it is unpickled with torch's allow-list only, its weights are checked
-    against their recorded sha256 (when the file has one), and their names and shapes against the
-    network its `arch` describes, built on the meta device first (so a forged `arch` cannot make
-    us allocate a huge network) before the real one is built.
+    The file is untrusted: it is unpickled with torch's allow-list only and within the limits of
+    `fsw.untrusted` (sizes, finite values), its metadata and `arch` are checked field by field, its
+    weights against their recorded sha256 (when the file has one), and their names, shapes and
+    dtypes against the network its `arch` describes, built on the meta device first (so a forged
+    `arch` cannot make us allocate a huge network) before the real one is built.
     """
     from fsw.errors import ModelFileError
     from fsw.networks import NUM_CLASSES, build_network
@@ -221,6 +188,9 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict, dict]:
             f"model file {path} is malformed: "
             + (f"weights {', '.join(bad[:5])} are not tensors" if bad else "it holds no weights")
         )
+    problems = record_problems(meta, MODEL_META_RULES, "meta")
+    if problems:
+        raise ModelFileError(f"model file {path} is malformed: {'; '.join(problems)}")
     recorded = payload.get("state_hash")
     if recorded is not None and recorded != state_hash(state):
         raise ModelFileError(
@@ -229,7 +199,7 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict, dict]:
         )
     try:
         with torch.device("meta"):
-            expected = {k: tuple(v.shape) for k, v in build_network(arch).state_dict().items()}
+            expected = {k: (tuple(v.shape), v.dtype) for k, v in build_network(arch).state_dict().items()}
     except ModelFileError as exc:
         raise ModelFileError(f"model file {path}: {exc}") from None
     name = arch.get("name")
@@ -240,7 +210,7 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict, dict]:
             f"model file {path}: its weights are not those of network {name!r} (wrong architecture): "
             f"missing {', '.join(missing[:5]) or 'none'}; unexpected {', '.join(unexpected[:5]) or 'none'}"
         )
-    wrong = {k: (tuple(state[k].shape), shape) for k, shape in expected.items() if tuple(state[k].shape) != shape}
+    wrong = {k: (tuple(state[k].shape), shape) for k, (shape, _) in expected.items() if tuple(state[k].shape) != shape}
     classes = state["classifier.weight"].shape[:1] if "classifier.weight" in expected else None
     if classes and classes[0] != NUM_CLASSES:
         raise ModelFileError(
@@ -253,6 +223,11 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict, dict]:
             f"model file {path}: its weights do not fit network {name!r} as described by its arch "
             f"{arch} (wrong architecture or hyper-parameters): {shown}"
         )
+    # load_state_dict would convert other dtypes silently.
+    converted = [f"{k} is {state[k].dtype}, {name!r} needs {dtype}" for k, (_, dtype) in expected.items()
+                 if state[k].dtype != dtype]
+    if converted:
+        raise ModelFileError(f"model file {path}: its weights are of the wrong type: {'; '.join(converted[:3])}")
     net = build_network(arch)
     try:
         net.load_state_dict(state, strict=True)
