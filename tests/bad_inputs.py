@@ -10,7 +10,7 @@ from fsw.errors import KeyFileError, ModelFileError
 from fsw.io import load_model
 from fsw.key import load_key
 
-REFUSED = "refused at load, with an error naming the file and the fault"
+REFUSED = "refused at load"
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ import pytest
 from fsw import embed, train
 from fsw import io as fsw_io
 from fsw.attack import stage as attack_stage
-from fsw.errors import FswError
-from fsw.io import read_json, write_json
+from fsw.errors import OutputError
+from fsw.io import read_json, write_json, write_together
 from fsw.key import save_key
+from tests.bad_inputs import Tried
 from tests.conftest import tiny
 from tests.test_safety import small_key
 
@@ -46,7 +47,7 @@ def assert_no_space_error(info: pytest.ExceptionInfo, path: Path) -> None:
 def test_a_full_disk_names_the_output(tmp_path, monkeypatch):
     target = tmp_path / METRICS
     fill_disk_on(monkeypatch, METRICS)
-    with pytest.raises(FswError) as info:
+    with pytest.raises(OutputError) as info:
         write_json(target, {"a": 1})
     assert_no_space_error(info, target)
     assert list(tmp_path.iterdir()) == []
@@ -54,11 +55,9 @@ def test_a_full_disk_names_the_output(tmp_path, monkeypatch):
 
 def test_outputs_written_together_are_all_or_nothing(tmp_path, monkeypatch):
     """The second output does not fit: the first is not written either, and its old version stays."""
-    from fsw.io import write_together
-
     (tmp_path / MODEL).write_bytes(b"old model")
     fill_disk_on(monkeypatch, METRICS)
-    with pytest.raises(FswError) as info:
+    with pytest.raises(OutputError) as info:
         write_together({tmp_path / MODEL: b"new model", tmp_path / METRICS: "{}\n"})
     assert_no_space_error(info, tmp_path / METRICS)
     assert [p.name for p in tmp_path.iterdir()] == [MODEL] and (tmp_path / MODEL).read_bytes() == b"old model"
@@ -91,7 +90,19 @@ def test_a_stage_leaves_its_model_and_metrics_both_or_neither(model_and_key, tmp
     out = tmp_path / "out"
     cfg = tiny(*overrides(*model_and_key), f"model_out={out}/{MODEL}", f"metrics_out={out}/{METRICS}")
     fill_disk_on(monkeypatch, METRICS)
-    with pytest.raises(FswError) as info:
+    with pytest.raises(OutputError) as info:
         run(cfg)
     assert_no_space_error(info, out / METRICS)
     assert not out.exists() or list(out.iterdir()) == [], "a model without its metrics, or a temporary file"
+
+
+NO_SPACE = '`OutputError` naming the output, saying "no space left"'
+TRIED = [
+    Tried("full disk (ENOSPC) while a JSON output is written", "an error naming the output; no file left",
+          f"{NO_SPACE}; the folder is left empty"),
+    Tried("full disk while the second of two outputs written together is written",
+          "neither is written; the old version of the first stays",
+          f"{NO_SPACE}; the first output keeps its old content and no temporary file is left"),
+    Tried("full disk while train, embed or attack writes its metrics", "neither the model nor the metrics",
+          f"{NO_SPACE}; the stage's output folder holds no file"),
+]
