@@ -4,13 +4,13 @@ modules below (input, expected, observed), no more and no fewer."""
 
 from __future__ import annotations
 
-from tests import test_disk_full, test_hostile_files, test_safety
+from tests import test_bad_files, test_disk_full, test_hostile_files, test_safety
 from tests.bad_inputs import Tried
 from tests.conftest import REPO
 
 THREAT_MODEL = REPO / "docs" / "threat-model.md"
 HEADING = "### Bad inputs tried: files"
-MODULES = (test_safety, test_hostile_files, test_disk_full)
+MODULES = (test_safety, test_bad_files, test_hostile_files, test_disk_full)
 
 
 def table_rows(heading: str) -> list[Tried]:
