@@ -51,7 +51,6 @@ def _writer(content: bytes | str) -> Callable[[str], None]:
 def _write_all(writers: dict[Path, Callable[[str], None]]) -> list[Path]:
     temporary: dict[Path, str] = {}
     renamed: list[Path] = []
-    path = next(iter(writers))
     try:
         for path, write in writers.items():
             path.parent.mkdir(parents=True, exist_ok=True)
