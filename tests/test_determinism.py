@@ -1,19 +1,22 @@
-"""The same config and seed give bit-identical models and keys and identical records, on the CPU.
+"""The same config and seed give byte-identical model and key files and identical records, on the CPU.
 
 The whole chain train -> keygen -> embed -> verify runs twice from scratch with one config; every
-file it writes is compared (tensors bit for bit, JSON records field by field, except wall times).
+file it writes is compared (model and key files byte for byte, their tensors bit for bit, JSON
+records field by field, except wall times).
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 import torch
 
 from fsw import embed, keygen, train, verify
-from fsw.io import read_json
-from fsw.key import load_key
+from fsw.io import read_json, save_model
+from fsw.key import Key, load_key, save_key
+from fsw.networks import build_network
 from tests.conftest import tiny
 
 CPU = ["trainer.accelerator=cpu"]
@@ -66,6 +69,30 @@ def assert_bit_identical(a: Path, b: Path) -> None:
 def test_tensors_are_bit_identical(twice, name):
     first, second = twice
     assert_bit_identical(first[name], second[name])
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name", ["model", "marked", "key"])
+def test_files_are_byte_identical(twice, name):
+    first, second = twice
+    assert sha256(first[name]) == sha256(second[name])
+
+
+def test_saving_the_same_content_twice_gives_the_same_bytes(tmp_path):
+    """Every save goes through a temporary file of a random name, which must not reach the file."""
+    arch = {"name": "mlp", "hidden": 8}
+    torch.manual_seed(0)
+    net = build_network(arch)
+    key = Key(inputs=torch.rand(4, 1, 28, 28), labels=torch.arange(4), is_true_adversary=torch.arange(4) < 2,
+              source_indices=torch.arange(4), eps=0.1, seed=0, meta={"network": "mlp"})
+    for run in ("first", "second"):
+        save_model(tmp_path / run / "model.pt", net, arch, {"seed": 0})
+        save_key(tmp_path / run / "key.pt", key)
+    for name in ("model.pt", "key.pt"):
+        assert sha256(tmp_path / "first" / name) == sha256(tmp_path / "second" / name), name
 
 
 def test_key_hash_is_identical(twice):

@@ -15,7 +15,7 @@ from fsw.inference import accuracy, test_accuracy, test_accuracy_meta
 from fsw.config import make_trainer, setup_run
 from fsw.data import Split, batch_loader, load_splits
 from fsw.errors import ConfigError
-from fsw.io import load_model, save_model, write_json
+from fsw.io import json_text, load_model, model_bytes, write_together
 from fsw.key import Key, load_key
 
 log = logging.getLogger(__name__)
@@ -90,16 +90,11 @@ def run(cfg: DictConfig) -> dict:
     metrics["stitched"] = metrics["key_acc_after"] >= 1.0
     if not metrics["stitched"]:
         log.warning("key only %.2f stitched after %d epochs", metrics["key_acc_after"], info["epochs"])
-    save_model(
-        cfg.model_out,
-        net,
-        arch,
-        {
-            **{k: v for k, v in meta.items() if k in ("network", "seed")},
-            "kind": "marked",
-            "key_hash": key.hash,
-            **test_accuracy_meta(metrics["test_acc_after"], splits.test.y),
-        },
-    )
-    write_json(cfg.metrics_out, metrics)
+    marked_meta = {
+        **{k: v for k, v in meta.items() if k in ("network", "seed")},
+        "kind": "marked",
+        "key_hash": key.hash,
+        **test_accuracy_meta(metrics["test_acc_after"], splits.test.y),
+    }
+    write_together({cfg.model_out: model_bytes(net, arch, marked_meta), cfg.metrics_out: json_text(metrics)})
     return metrics

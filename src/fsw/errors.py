@@ -21,5 +21,9 @@ class KeygenError(FswError):
     """FGSM did not find enough true or false adversaries to build the requested key."""
 
 
+class OutputError(FswError):
+    """An output could not be written (e.g. no space left on the device); nothing of it was written."""
+
+
 class ConfigError(FswError):
     """A configuration value is out of range or of the wrong type."""

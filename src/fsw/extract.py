@@ -22,7 +22,7 @@ from fsw.inference import accuracy, test_accuracy_meta
 from fsw.config import network_trainer, setup_run
 from fsw.data import batch_loader, load_splits
 from fsw.errors import ConfigError
-from fsw.io import load_model, save_model, write_json
+from fsw.io import json_text, load_model, model_bytes, write_together
 from fsw.adversarial import fgsm
 from fsw.networks import build_network
 from fsw.oracle.client import LocalOracle, Oracle, RemoteOracle
@@ -135,18 +135,13 @@ def run(cfg: DictConfig) -> dict:
         oracle.queries,
         metrics["test_acc"],
     )
-    save_model(
-        cfg.model_out,
-        net,
-        arch,
-        {
-            "kind": "extracted",
-            "network": arch["name"],
-            "seed": int(cfg.seed),
-            "budget": int(cfg.budget),
-            "augment_rounds": int(cfg.augment_rounds),
-            **test_accuracy_meta(metrics["test_acc"], splits.test.y),
-        },
-    )
-    write_json(cfg.metrics_out, metrics)
+    meta = {
+        "kind": "extracted",
+        "network": arch["name"],
+        "seed": int(cfg.seed),
+        "budget": int(cfg.budget),
+        "augment_rounds": int(cfg.augment_rounds),
+        **test_accuracy_meta(metrics["test_acc"], splits.test.y),
+    }
+    write_together({cfg.model_out: model_bytes(net, arch, meta), cfg.metrics_out: json_text(metrics)})
     return metrics

@@ -9,10 +9,15 @@ from pathlib import Path
 import torch
 
 from fsw.errors import KeyFileError
-from fsw.io import safe_torch_load, torch_save
+from fsw.io import torch_bytes, write_together
 from fsw.networks import INPUT_SHAPE, NUM_CLASSES
+from fsw.untrusted import safe_torch_load
+from fsw.validate import MAX_SEED, Rule, choice, integer, record_problems
 
 KEY_FORMAT = "fsw-key/1"
+# The metadata fields of a key file that fsw reads back (into verify records).
+KEY_META_RULES = {"network": Rule("str"), "model_seed": integer(0, MAX_SEED, optional=True),
+                  "strategy": choice("fsw.grid:KEY_STRATEGIES")}
 
 
 @dataclass(frozen=True)
@@ -88,8 +93,12 @@ def calibration_payload(calibration: Calibration) -> dict:
             "hash": calibration.hash}
 
 
+def key_bytes(key: Key) -> bytes:
+    return torch_bytes(key_payload(key))
+
+
 def save_key(path: str | Path, key: Key) -> Path:
-    return torch_save(path, key_payload(key))
+    return write_together({path: key_bytes(key)})[0]
 
 
 def load_key(path: str | Path, expected_hash: str | None = None) -> Key:
@@ -127,6 +136,9 @@ def load_key(path: str | Path, expected_hash: str | None = None) -> Key:
         raise KeyFileError(f"key file {path} is malformed: seed must be an integer")
     if not isinstance(recorded, str) or not isinstance(meta, dict):
         raise KeyFileError(f"key file {path} is malformed: its hash must be a string and meta a dict")
+    problems = record_problems(meta, KEY_META_RULES, "meta")
+    if problems:
+        raise KeyFileError(f"key file {path} is malformed: {'; '.join(problems)}")
     n = len(payload["labels"])
     if n == 0:
         raise KeyFileError(f"key file {path} is empty: it holds no key items")

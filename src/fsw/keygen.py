@@ -16,8 +16,8 @@ from fsw.data import load_splits
 from fsw.errors import KeygenError
 from fsw.adversarial import fgsm, margin_pgd, margins
 from fsw.inference import INFERENCE_BATCH, predict
-from fsw.io import load_model, provenance, write_json
-from fsw.key import Calibration, Key, save_key
+from fsw.io import json_text, load_model, provenance, write_together
+from fsw.key import Calibration, Key, key_bytes
 from fsw.stats.decision import PAPER_RULE, null_errors
 
 log = logging.getLogger(__name__)
@@ -277,6 +277,5 @@ def run(cfg: DictConfig) -> dict:
                                                  float(decision.z), refuse=settings.vacuous == "refuse")
     diagnostics.update(network=arch["name"], strategy=settings.strategy,
                        wall_time_s=round(time.perf_counter() - started, 3))
-    save_key(cfg.key_out, key)
-    write_json(cfg.report_out, diagnostics)
+    write_together({cfg.key_out: key_bytes(key), cfg.report_out: json_text(diagnostics)})
     return diagnostics

@@ -10,6 +10,7 @@ from torch import nn
 
 from fsw import grid
 from fsw.errors import ModelFileError
+from fsw.validate import ARCH_RULES, record_problems
 
 NUM_CLASSES = 10
 INPUT_SHAPE = (1, 28, 28)
@@ -149,6 +150,9 @@ def build_network(arch: dict) -> nn.Module:
     name = arch.pop("name", None)
     if name not in NETWORKS:
         raise ModelFileError(f"unknown network {name!r}; known networks: {', '.join(NETWORKS)}")
+    problems = record_problems(arch, ARCH_RULES, "arch", closed=True)
+    if problems:
+        raise ModelFileError(f"bad hyper-parameters for network {name!r}: {'; '.join(problems)}")
     try:
         return NETWORKS[name](**arch)
     except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: e.g. a negative layer size

@@ -12,7 +12,7 @@ from fsw.classifier import Classifier
 from fsw.inference import INFERENCE_BATCH, accuracy, test_accuracy_meta
 from fsw.config import network_trainer, setup_run
 from fsw.data import load_splits
-from fsw.io import save_model, write_json
+from fsw.io import json_text, model_bytes, write_together
 from fsw.networks import build_network
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,6 @@ def run(cfg: DictConfig) -> dict:
     }
     log.info("trained %s: test accuracy %.4f", cfg.network.name, metrics["test_acc"])
     meta = {"kind": "base", "network": cfg.network.name, "seed": int(cfg.seed), "split": cfg.split}
-    save_model(cfg.model_out, net, arch, {**meta, **test_accuracy_meta(metrics["test_acc"], splits.test.y)})
-    write_json(cfg.metrics_out, metrics)
+    meta.update(test_accuracy_meta(metrics["test_acc"], splits.test.y))
+    write_together({cfg.model_out: model_bytes(net, arch, meta), cfg.metrics_out: json_text(metrics)})
     return metrics

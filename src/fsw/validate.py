@@ -29,6 +29,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import math
+import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ IRNN_MODES = {"rows": 28, "pixels": 784}  # fsw.networks.IRNN's modes -> sequenc
 VACUOUS = ("refuse", "warn")  # what keygen does with a key on which the decision can call nothing marked
 TRAINING_SPLITS = ("owner", "attacker")  # the parts of MNIST a model may be trained on
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
+MAX_HIDDEN_LAYERS = 64  # an MLP's depth: far beyond any useful MNIST model, and quick to build
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,7 @@ RULES: dict[str, Rule] = {
     "network.arch.dropout_conv": DROPOUT,
     "network.arch.dropout_dense": DROPOUT,
     "network.arch.mode": choice("fsw.validate:IRNN_MODES"),
-    "network.arch.depth": COUNT,
+    "network.arch.depth": integer(0, MAX_HIDDEN_LAYERS),
     "network.arch.width": POSITIVE,
     "network.arch.dense": POSITIVE,
     "network.augment.kind": choice("fsw.classifier:AUGMENTATIONS"),
@@ -246,6 +248,11 @@ RULES: dict[str, Rule] = {
     "figure1.arrows": BOOL,
 }
 
+# A network description (a model file's `arch`, as the config's `network.arch`), but for its name,
+# which fsw.networks.build_network checks against its registry.
+ARCH_RULES: dict[str, Rule] = {path.removeprefix("network.arch."): rule for path, rule in RULES.items()
+                               if path.startswith("network.arch.") and path != "network.arch.name"}
+
 # Keys whose value must be a list of paths, and whether it may be empty.
 PATH_LISTS = {"records": False, "selection_in": True, "calibration_in": True}
 
@@ -285,6 +292,21 @@ def problems(cfg: DictConfig | Mapping) -> list[str]:
         if not isinstance(value, ListConfig) or (len(value) == 0 and not may_be_empty) \
                 or not all(PATH.accepts(v) for v in value):
             found.append(f"{path}={value!r} is invalid: it must be a {'' if may_be_empty else 'non-empty '}list of paths")
+    return found
+
+
+def record_problems(record: Mapping, rules: Mapping[str, Rule], prefix: str, closed: bool = False) -> list[str]:
+    """The problems of what a file records (a model's arch, a file's metadata) by `rules`, keyed by
+    field; with `closed`, a field without a rule is one too. Values are shown shortened: the file
+    is untrusted."""
+    found = []
+    for field, value in record.items():
+        rule = rules.get(field)
+        if rule is None:
+            if closed:
+                found.append(f"{prefix}.{reprlib.repr(field)[1:-1]} is not a field fsw knows")
+        elif not rule.accepts(value):
+            found.append(f"{prefix}.{field}={reprlib.repr(value)} is invalid: it must be {rule.describe()}")
     return found
 
 

@@ -14,7 +14,7 @@ from fsw.attack import check_attack
 from fsw.config import seed_everything, setup_run
 from fsw.data import Split, load_splits
 from fsw.inference import accuracy, test_accuracy, test_accuracy_meta
-from fsw.io import load_model, save_model, write_json
+from fsw.io import json_text, load_model, model_bytes, write_together
 from fsw.networks import build_network, weight_parameters
 
 log = logging.getLogger(__name__)
@@ -76,17 +76,13 @@ def run(cfg: DictConfig) -> dict:
         metrics["test_acc_before"],
         metrics["test_acc_after"],
     )
-    save_model(
-        cfg.model_out,
-        attacked,
-        arch,
-        {
-            **{k: v for k, v in meta.items() if k in ("network", "seed")},
-            "kind": "attacked",
-            "attack": name,
-            "level": level,
-            **test_accuracy_meta(metrics["test_acc_after"], splits.test.y),
-        },
-    )
-    write_json(cfg.metrics_out, metrics)
+    attacked_meta = {
+        **{k: v for k, v in meta.items() if k in ("network", "seed")},
+        "kind": "attacked",
+        "attack": name,
+        "level": level,
+        **test_accuracy_meta(metrics["test_acc_after"], splits.test.y),
+    }
+    write_together({cfg.model_out: model_bytes(attacked, arch, attacked_meta),
+                    cfg.metrics_out: json_text(metrics)})
     return metrics
