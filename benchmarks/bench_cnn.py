@@ -7,7 +7,7 @@ step in float32 against bfloat16 autocast (its default precision, `network.preci
 Both layouts start from the same weights and are checked to compute the same logits. Times a
 training step (batch 128, Adam) and, for the float32 variants, inference (batch 100 in float32, as
 fsw.inference), alternating the variants in every repeat; reports medians and their ratios. Writes
-benchmarks/results/cnn.json.
+"cnn" in docs/benchmarks/<cpu-model>.json.
 """
 
 from __future__ import annotations
@@ -16,18 +16,15 @@ import argparse
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from record import record  # the sibling module: a script's folder is on sys.path
 from torch import nn
 
 from fsw.config import training_precision
 from fsw.inference import INFERENCE_BATCH
-from fsw.io import write_json
 from fsw.networks import CNN
-
-RESULTS = Path(__file__).resolve().parent / "results" / "cnn.json"
 
 
 def keras_order() -> nn.Module:
@@ -101,10 +98,10 @@ def main() -> None:
         # whether fsw would train the CNN in bfloat16 here, or fall back to float32
         "bf16_native": training_precision("bf16-mixed", "cpu") == "bf16-mixed",
     }
-    write_json(RESULTS, result)
+    path = record("cnn", result)
     for name, m in medians.items():
         print(f"{name:12s} train step {m['train_step_ms']:6.1f} ms, inference {m['inference_us_per_image']} us/image")
-    print(f"fsw / keras_order: {result['ratio']}; bf16 / float32 step: {result['bf16_train_step_ratio']:.2f} -> {RESULTS}")
+    print(f"fsw / keras_order: {result['ratio']}; bf16 / float32 step: {result['bf16_train_step_ratio']:.2f} -> {path}")
 
 
 if __name__ == "__main__":

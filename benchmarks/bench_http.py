@@ -6,7 +6,7 @@ The server is a real `fsw serve` process (one torch thread, no access log) of a 
 (784-512-512-10 with its initial weights) on a free 127.0.0.1 port. One httpx client keeps its
 connection open and sends `--repeats` requests of each kind after a warm-up: `GET /health` and
 `POST /v1/predict` of one image. Reports the median (p50), p95 and minimum in ms; target: p50 <= 5 ms
-for the prediction. Writes benchmarks/http_latency.json (committed) with the CPU it ran on.
+for the prediction. Writes under "http" in docs/benchmarks/<cpu-model>.json.
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ from pathlib import Path
 import httpx
 import torch
 
-from fsw.io import save_model, write_json
+from fsw.io import save_model
 from fsw.networks import build_network
 from fsw.oracle.server import serve_in_subprocess
 from fsw.oracle.wire import encode_images
 from fsw.report.sweep import cpu_info
 
-RESULTS = Path(__file__).resolve().parent / "http_latency.json"
 TARGET_P50_MS = 5.0
+
+from record import record  # the sibling module: a script's folder is on sys.path
 
 
 def timings_ms(send, repeats: int) -> dict:
@@ -80,12 +81,12 @@ def main() -> None:
             "httpx": httpx.__version__,
         },
     }
-    write_json(RESULTS, results)
+    path = record("http", results)
     for name, row in (("GET /health", health), ("POST /v1/predict, 1 image", predict)):
         p50, p95, low = row["p50_ms"], row["p95_ms"], row["min_ms"]
         print(f"{name:27s} p50 {p50:7.2f} ms  p95 {p95:7.2f}  min {low:.2f}")
     verdict = "met" if results["predict_one_image"]["met"] else "MISSED"
-    print(f"target p50 <= {TARGET_P50_MS} ms: {verdict}; written to {RESULTS}")
+    print(f"target p50 <= {TARGET_P50_MS} ms: {verdict}; written to {path}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ is reported beside it as `lightning_fit_s` and `ratio_fit`. Lightning's per-step
 measured on its own (`lightning_step_cost_ms`: both loops training one linear layer, where that cost
 is the whole difference), and `ratio_from_step_cost` adds it to each network's fastest plain epoch:
 a third estimate, which the networks' own epoch noise does not touch. Target: ratio <= 1.10.
-Results: benchmarks/results/lightning.json.
+Results: under "lightning" in docs/benchmarks/<cpu-model>.json.
 
     python benchmarks/bench_lightning.py [--networks mlp cnn irnn] [--batches N | NETWORK=N ...] [--threads 2]
 
@@ -28,21 +28,18 @@ import json
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from torch import nn
 from omegaconf import OmegaConf
+from record import record  # the sibling module: a script's folder is on sys.path
+from torch import nn
 
 from fsw.classifier import OPTIMIZERS, Classifier
 from fsw.config import compose, make_trainer, training_precision
 from fsw.data import load_splits
-from fsw.io import write_json
 from fsw.networks import build_network
-
-OUT = Path(__file__).resolve().parent / "results" / "lightning.json"
 
 
 def plain_epoch(net, loader, optimizer_name: str, lr: float, batches: int, precision: str) -> float:
@@ -156,8 +153,8 @@ def main() -> None:
     result = {"threads": args.threads, "torch": torch.__version__, "lightning": pl.__version__,
               "machine": platform.machine(), "cpus": torch.get_num_threads(),
               "lightning_step_cost_ms": step_cost, "rows": rows}
-    write_json(OUT, result)
-    print(f"written {OUT}")
+    path = record("lightning", result)
+    print(f"written {path}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 Without --model/--key it measures a stand-in: the paper's MLP (784-512-512-10) with its initial
 weights and a key of 100 random images; latency does not depend on what the weights learned.
 The server is a real `fsw serve` process on a free 127.0.0.1 port, stopped at the end even on error.
-Writes benchmarks/results/verify.json and prints a summary. Targets: local <= 50 ms, HTTP <= 300 ms.
+Writes under "verify" in docs/benchmarks/<cpu-model>.json and prints a summary. Targets: local <= 50 ms, HTTP <= 300 ms.
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ from pathlib import Path
 import httpx
 import torch
 from omegaconf import OmegaConf
+from record import record  # the sibling module: a script's folder is on sys.path
 
-from fsw.io import load_model, save_model, write_json
+from fsw.io import load_model, save_model
 from fsw.key import Key, load_key
 from fsw.networks import build_network
 from fsw.oracle.client import LocalOracle, RemoteOracle
-from fsw.oracle.wire import encode_images
 from fsw.oracle.server import serve_in_subprocess
+from fsw.oracle.wire import encode_images
 from fsw.stats.decision import PAPER_RULE
 from fsw.verify import verify_key
 
-RESULTS = Path(__file__).resolve().parent / "results" / "verify.json"
 TARGETS_MS = {"local": 50.0, "http": 300.0}
 KEY_SIZE = 100
 DECISION = OmegaConf.create({"rule": PAPER_RULE, "z": 0.05})
@@ -154,7 +154,7 @@ def main() -> None:
             "torch": torch.__version__,
         },
     }
-    write_json(RESULTS, results)
+    path = record("verify", results)
     print(f"verification of l={len(key)} (median of {args.repeats}, p95 in brackets):")
     for name in ("local", "http"):
         row = results[name]
@@ -168,7 +168,7 @@ def main() -> None:
             f"  throughput: {row['clients']} clients x batches of {row['batch']}: "
             f"{row['images_per_s']} images/s"
         )
-    print(f"written to {RESULTS}")
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ The DAG (edges from inputs to the jobs that write them) is then list-scheduled o
 holds `threads` cores, longest remaining path first) for the makespan at P, and its critical path
 gives the time with unlimited cores. Measured times come from a 2-core machine running two jobs at
 once, so they include that contention; GPU times are unknown here (no GPU): the GPU column is the
-CPU time of the jobs that would take a GPU. Writes benchmarks/results/paper_scale.md and .json.
+CPU time of the jobs that would take a GPU. Writes docs/benchmarks/paper_scale.md and .json.
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def main() -> None:
     parser.add_argument("--measured", type=Path, default=REPO,
                         help="the folder the measured sweep ran in (its results are under it)")
     parser.add_argument("--paper", type=Path, default=REPO / "config" / "paper.yaml")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "paper_scale.md")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks" / "paper_scale.md")
     args = parser.parse_args()
 
     measured_results = sweep_results(args.measured_config)

@@ -104,34 +104,43 @@ def test_figures_with_one_file_name_are_refused(results, tmp_path, monkeypatch):
     assert not (tmp_path / "docs" / "results").exists()
 
 
-def test_speed_benchmarks_are_shown_when_measured(results, tmp_path):
+def test_speed_benchmarks_are_shown_per_cpu_when_measured(results, tmp_path):
     import json
 
     assert readme.speed_benchmarks(tmp_path) == []  # none run yet: nothing claimed
-    (tmp_path / "lightning.json").write_text(json.dumps({"threads": 2, "lightning_step_cost_ms": 0.417, "rows": [
-        {"network": "mlp", "plain_s": 2.5, "lightning_s": 2.625, "ratio": 1.05, "within_target": True}]}))
-    (tmp_path / "verify.json").write_text(json.dumps({
-        "key_size": 100, "model": "mlp",
-        "local": {"median_ms": 1.9, "target_ms": 50.0, "met": True},
-        "http": {"median_ms": 39.3, "target_ms": 300.0, "met": True},
-        "throughput": [{"clients": 1, "images_per_s": 1918}]}))
-    (tmp_path / "cnn.json").write_text(json.dumps({
-        "threads": 1, "ratio": {"train_step_ms": 0.9123, "inference_us_per_image": 0.7},
-        "bf16_train_step_ratio": 0.4871,
-        "median": {"fsw": {"train_step_ms": 312.5, "inference_us_per_image": 530.0},
-                   "fsw_bf16": {"train_step_ms": 152.2, "inference_us_per_image": None},
-                   "keras_order": {"train_step_ms": 342.5, "inference_us_per_image": 757.0}}}))
+    assert readme.speed_summary(tmp_path).empty
+    dated = {"date": "2026-12-04", "commit": "abc1234"}
+    cpu = {"cpu_model": "Some CPU", "cpu_flags": "avx2 avx512f", "cpus": 2}
+    (tmp_path / "some-cpu.json").write_text(json.dumps({**cpu,
+        "lightning": {**dated, "threads": 2, "lightning_step_cost_ms": 0.417, "rows": [
+            {"network": "mlp", "plain_s": 2.5, "lightning_s": 2.625, "ratio": 1.05, "within_target": True}]},
+        "verify": {**dated, "key_size": 100, "model": "mlp", "local": {"median_ms": 1.9, "target_ms": 50.0, "met": True},
+                   "http": {"median_ms": 39.3, "target_ms": 300.0, "met": True},
+                   "throughput": [{"clients": 1, "images_per_s": 1918}]},
+        "cnn": {**dated, "threads": 1, "ratio": {"train_step_ms": 0.9123, "inference_us_per_image": 0.7},
+                "bf16_train_step_ratio": 7.8, "bf16_native": False,
+                "median": {"fsw": {"train_step_ms": 312.5, "inference_us_per_image": 530.0},
+                           "fsw_bf16": {"train_step_ms": 152.2, "inference_us_per_image": None},
+                           "keras_order": {"train_step_ms": 342.5, "inference_us_per_image": 757.0}}},
+        "sweep": {**dated, "float32_gflops": {"best": 91.9}, "job_start_s": 6.5,
+                  "cnn_epoch": {"precision": "32-true", "measured_s": 70.5, "flop_bound_s": 47.0, "ratio": 1.5,
+                                "target_ratio": 1.5},
+                  "sweep": {"results": "results", "wall_min": 41.5, "jobs": 160, "job_min": 80.0,
+                            "fixed_cost_share": 0.21, "jobs_by_rule": {"train": 57}, "job_min_by_rule": {"train": 40.0}}}}))
+    (tmp_path / "other-cpu.json").write_text(json.dumps({"cpu_model": "Other CPU", "cpu_flags": "avx2", "cpus": 2,
+                                                         "http": {**dated, "predict_one_image": {
+                                                             "p50_ms": 1.3, "p95_ms": 2.7, "target_p50_ms": 5.0}}}))
     text = "\n".join(readme.speed_benchmarks(tmp_path))
-    assert text.count("## Speed benchmarks") == 1 and "| mlp " in text and "1.05" in text
-    assert "one linear layer in both loops: 0.417 ms" in text
-    assert "39.3" in text and "1918" in text
+    assert text.count("## Speed benchmarks") == 1
+    assert "### Some CPU (avx2 avx512f, 2 CPUs)" in text and "### Other CPU (avx2, 2 CPUs)" in text
+    assert "| mlp " in text and "1.05" in text and "0.417 ms" in text and "39.3" in text and "1918" in text
     assert "0.91x the time per step" in text and "| keras_order " in text and "342.5" in text
-    assert "bfloat16 0.49x the float32 step." in text and "| fsw_bf16 " in text and "152.2" in text
-    assert "emulated" not in text  # a file without bf16_native (older runs) claims nothing
-    measured = json.loads((tmp_path / "cnn.json").read_text())
-    (tmp_path / "cnn.json").write_text(json.dumps({**measured, "bf16_train_step_ratio": 7.8, "bf16_native": False}))
-    text = "\n".join(readme.speed_benchmarks(tmp_path))
     assert "bfloat16 7.80x the float32 step (emulated: this CPU has no native bfloat16" in text
+    assert "70.5 s against a FLOP bound of 47.0 s (1.5x" in text and "41.5 minutes" in text and "21.0%" in text
+    assert "p50 1.3 ms" in text and "measured 2026-12-04, commit abc1234" in text
+    summary = readme.speed_summary(tmp_path).set_index("cpu")
+    assert summary.loc["Some CPU", "sweep_wall_min"] == 41.5 and summary.loc["Some CPU", "epoch_over_bound"] == 1.5
+    assert summary.loc["Other CPU", "http_p50_ms"] == 1.3 and pd.isna(summary.loc["Other CPU", "sweep_wall_min"])
 
 
 def test_key_size_section_when_the_key_size_sweep_ran(results, tmp_path):

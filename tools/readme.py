@@ -2,7 +2,7 @@
 
     python tools/readme.py [--results results] [--readme README.md] [--document docs/results.md]
 
-Both are functions of the files under --results (and the benchmark results under benchmarks/results):
+Both are functions of the files under --results (and the benchmark results under docs/benchmarks):
 the same files give the same text. The figures they link are copied into docs/results/ (results/
 is not committed), so that the links work in any clone.
 """
@@ -207,46 +207,89 @@ def key_size_section(results: Path) -> list[str]:
             table(shown.sort_values(["network", "eps", "strategy", "rule", "population", "key_size"]))]
 
 
-def speed_benchmarks(results: Path) -> list[str]:
-    """The on-demand speed benchmarks (benchmarks/*.py) whose result files exist, as Markdown."""
+def cpu_results(folder: Path) -> list[dict]:
+    """Every CPU's benchmark file (benchmarks/record.py) in folder, by CPU model."""
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+
+
+def speed_summary(folder: Path) -> pd.DataFrame:
+    """One row per CPU measured: the sweep's wall time, the CNN epoch against its FLOP bound, the
+    share of the jobs' time spent starting them, the HTTP API's latency; each with its date."""
+    rows = []
+    for measured in cpu_results(folder):
+        sweep, http = measured.get("sweep", {}), measured.get("http", {})
+        epoch, run = sweep.get("cnn_epoch", {}), sweep.get("sweep", {})
+        rows.append({"cpu": measured["cpu_model"], "flags": measured["cpu_flags"],
+                     "measured": sweep.get("date", ""), "sweep_wall_min": run.get("wall_min"),
+                     "cnn_epoch_s": epoch.get("measured_s"), "flop_bound_s": epoch.get("flop_bound_s"),
+                     "epoch_over_bound": epoch.get("ratio"), "job_start_share": run.get("fixed_cost_share"),
+                     "http_p50_ms": http.get("predict_one_image", {}).get("p50_ms")})
+    return pd.DataFrame(rows)
+
+
+def speed_benchmarks(folder: Path) -> list[str]:
+    """The on-demand speed benchmarks (benchmarks/*.py), one section per CPU file in folder."""
     lines = []
-    lightning, verify, cnn = results / "lightning.json", results / "verify.json", results / "cnn.json"
-    if lightning.is_file():
-        measured = json.loads(lightning.read_text())
-        rows = pd.DataFrame(measured["rows"])
-        lines += ["", (f"`benchmarks/bench_lightning.py` ({measured['threads']} threads): one training epoch "
-                   "through Lightning and through a plain torch loop on the same data, alternating "
-                   "runs; target ratio <= 1.10. `ratio` compares each loop's fastest epoch (noise only "
-                   "adds time), `ratio_median` their medians; `ratio_fit` counts Lightning's whole "
-                   "`fit` call, the trainer's one-off start included."
-                   + (f" Lightning's own cost per step, measured with one linear layer in both loops: "
-                      f"{measured['lightning_step_cost_ms']} ms; `ratio_from_step_cost` adds it to each "
-                      "network's plain epoch." if "lightning_step_cost_ms" in measured else "")),
-                  "", rows[["network", *rows.columns.drop("network")]].to_markdown(index=False)]
-    if verify.is_file():
-        measured = json.loads(verify.read_text())
-        latency = pd.DataFrame([{"where": where, **{k: v for k, v in measured[where].items()}}
-                                for where in ("local", "http")])
-        lines += ["", (f"`benchmarks/bench_verify.py`: verification of l = {measured['key_size']} "
-                       f"({measured['model']}), latency in ms, and the server's throughput."),
-                  "", latency.to_markdown(index=False), "",
-                  pd.DataFrame(measured["throughput"]).to_markdown(index=False)]
-    if cnn.is_file():
-        measured = json.loads(cnn.read_text())
-        rows = pd.DataFrame([{"variant": name, **medians} for name, medians in measured["median"].items()])
-        ratio = measured["ratio"]
-        lines += ["", (f"`benchmarks/bench_cnn.py` ({measured['threads']} thread): the CNN's "
-                       "training step (batch 128) and inference in fsw's layout (channels-last "
-                       "convolutions, max-pool before the second ReLU) and in the Keras order with "
-                       "PyTorch's default layout, and fsw's step in bfloat16 autocast (`fsw_bf16`, "
-                       "its default precision; inference stays float32), medians of alternating "
-                       f"runs; fsw's layout takes {ratio['train_step_ms']:.2f}x the time per step and "
-                       f"{ratio['inference_us_per_image']:.2f}x per image, bfloat16 "
-                       f"{measured['bf16_train_step_ratio']:.2f}x the float32 step"
-                       + (" (emulated: this CPU has no native bfloat16, so fsw trains the CNN in "
-                          "float32 on it)." if measured.get("bf16_native") is False else ".")),
-                  "", rows.round(1).to_markdown(index=False)]
+    for measured in cpu_results(folder):
+        lines += ["", f"### {measured['cpu_model']} ({measured['cpu_flags']}, {measured['cpus']} CPUs)",
+                  *cpu_benchmarks(measured)]
     return ["", "## Speed benchmarks", *lines] if lines else []
+
+
+def cpu_benchmarks(measured: dict) -> list[str]:
+    lines = []
+    dated = {name: f" (measured {part['date']}, commit {part.get('commit')})" for name, part in measured.items()
+             if isinstance(part, dict) and "date" in part}
+    if "sweep" in measured:
+        sweep = measured["sweep"]
+        epoch = sweep["cnn_epoch"]
+        lines += ["", (f"`benchmarks/bench_sweep.py`{dated['sweep']}: one thread computes "
+                       f"{sweep['float32_gflops']['best']} GFLOP/s in float32; a 60,000-image CNN epoch in "
+                       f"{epoch['precision']} takes {epoch['measured_s']} s against a FLOP bound of "
+                       f"{epoch['flop_bound_s']} s ({epoch['ratio']}x; target {epoch['target_ratio']}x); a "
+                       f"training job's start (imports, config, MNIST) {sweep['job_start_s']} s.")]
+        if "sweep" in sweep:
+            run = sweep["sweep"]
+            lines += ["", (f"The sweep of `{run['results']}`: {run['wall_min']} minutes of wall time, {run['jobs']} "
+                           f"benchmarked jobs, {run['job_min']} job-minutes, of which job starts are at most "
+                           f"{run['fixed_cost_share']:.1%}."), "",
+                      pd.DataFrame({"rule": list(run["jobs_by_rule"]), "jobs": list(run["jobs_by_rule"].values()),
+                                    "job_minutes": [run["job_min_by_rule"][r] for r in run["jobs_by_rule"]]})
+                      .to_markdown(index=False)]
+    if "lightning" in measured:
+        part = measured["lightning"]
+        rows = pd.DataFrame(part["rows"])
+        lines += ["", (f"`benchmarks/bench_lightning.py`{dated['lightning']} ({part['threads']} threads): one training "
+                       "epoch through Lightning and through a plain torch loop on the same data, alternating runs; "
+                       "target ratio <= 1.10. `ratio` compares each loop's fastest epoch, `ratio_median` their medians."
+                       + (f" Lightning's own cost per step (one linear layer in both loops): "
+                          f"{part['lightning_step_cost_ms']} ms." if "lightning_step_cost_ms" in part else "")),
+                  "", rows[["network", *rows.columns.drop("network")]].to_markdown(index=False)]
+    if "verify" in measured:
+        part = measured["verify"]
+        latency = pd.DataFrame([{"where": where, **part[where]} for where in ("local", "http")])
+        lines += ["", (f"`benchmarks/bench_verify.py`{dated['verify']}: verification of l = {part['key_size']} "
+                       f"({part['model']}), latency in ms, and the server's throughput."),
+                  "", latency.to_markdown(index=False), "", pd.DataFrame(part["throughput"]).to_markdown(index=False)]
+    if "http" in measured:
+        part = measured["http"]
+        one = part["predict_one_image"]
+        lines += ["", (f"`benchmarks/bench_http.py`{dated['http']}: one small request on a kept-alive connection, "
+                       f"p50 {one['p50_ms']} ms, p95 {one['p95_ms']} ms (target p50 <= {one['target_p50_ms']} ms).")]
+    if "cnn" in measured:
+        part = measured["cnn"]
+        rows = pd.DataFrame([{"variant": name, **medians} for name, medians in part["median"].items()])
+        ratio = part["ratio"]
+        lines += ["", (f"`benchmarks/bench_cnn.py`{dated['cnn']} ({part['threads']} thread): the CNN's training step "
+                       "(batch 128) and inference in fsw's layout (channels-last convolutions, max-pool before the "
+                       "second ReLU) against the Keras order in PyTorch's default layout, and fsw's step in bfloat16 "
+                       f"autocast; fsw's layout takes {ratio['train_step_ms']:.2f}x the time per step and "
+                       f"{ratio['inference_us_per_image']:.2f}x per image, bfloat16 "
+                       f"{part['bf16_train_step_ratio']:.2f}x the float32 step"
+                       + (" (emulated: this CPU has no native bfloat16, so fsw trains the CNN in float32 on it)."
+                          if part.get("bf16_native") is False else ".")),
+                  "", rows.round(1).to_markdown(index=False)]
+    return lines
 
 
 def update_readme(readme: Path, section: str) -> None:
@@ -271,7 +314,7 @@ def main() -> None:
     copies = publish_figures(args.results, figure_dir)
     link = Path(os.path.relpath(document, base)).as_posix()
     update_readme(args.readme, results_section(args.results, link_base=base, figure_dir=figure_dir, document=link))
-    text = results_document(args.results, document.parent, figure_dir, base / "benchmarks" / "results")
+    text = results_document(args.results, document.parent, figure_dir, base / "docs" / "benchmarks")
     atomic_write(document, lambda tmp: Path(tmp).write_text(text))
     print(f"updated {args.readme} and {document} from {args.results}; {len(copies)} figures copied to {figure_dir}")
 
