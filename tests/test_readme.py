@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from tools import readme
 from tests.test_report import run_report
+from tools import readme
 
 
 @pytest.fixture(scope="module")
