@@ -166,13 +166,16 @@ def transfer_key(
     order = order[: int(correct.sum())]
     half = size // 2
     pool = min(pool_size, len(order))
+    log.info("scanned %d images against %d reference models; %d the source gets right, attacked nearest first",
+             len(scanned), len(references), len(order))
     while True:
         chosen = order[:pool]
         xs, ys = x[chosen], y[chosen]
         x_true = margin_pgd([net, *references], [], xs, ys, eps, steps=steps, kappa=kappa, generator=generator)
         x_false = margin_pgd(references, [net], xs, ys, eps, steps=steps, kappa=kappa, generator=generator)
         is_true, is_false = predict(net, x_true) != ys, predict(net, x_false) == ys
-        log.info("pool %d: %d true and %d false adversaries", pool, int(is_true.sum()), int(is_false.sum()))
+        log.info("pool %d: %d true and %d false adversaries (%d of each needed)", pool, int(is_true.sum()),
+                 int(is_false.sum()), half)
         if (is_true.sum() >= half and is_false.sum() >= half) or pool >= len(order):
             break
         pool = min(2 * pool, len(order))
