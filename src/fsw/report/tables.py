@@ -135,13 +135,15 @@ def training_table(train_metrics: pd.DataFrame, records: pd.DataFrame) -> pd.Dat
 def keygen_table(keygen_reports: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
     """Per key: the candidate pool searched, how many true adversaries (the source's answer flipped)
     and false ones it gave, how many of the key's items the calibration models answer with its labels
-    (mean over models), and the decision's threshold."""
+    (mean over models) and that as a share of the key (`transfer_rate`: how often a calibration model
+    answers an item as the marked model will), and the decision's threshold."""
     columns = ["network", "seed", "eps", "key_size", "strategy", "pool_size", "true_adversaries_found",
-               "false_adversaries_found", "reference_matches_mean", "threshold", "wall_time_s"]
+               "false_adversaries_found", "reference_matches_mean", "transfer_rate", "threshold", "wall_time_s"]
     if keygen_reports.empty:
         return pd.DataFrame(columns=columns)
     seeds = records[["key_hash", "seed"]].drop_duplicates("key_hash")  # keygen.json does not name the seed
     table = keygen_reports.merge(seeds, on="key_hash", how="left").reindex(columns=columns)
+    table["transfer_rate"] = table.reference_matches_mean / table.key_size
     return table.sort_values(["network", "seed", "eps", "key_size", "strategy"]).reset_index(drop=True)
 
 
