@@ -23,8 +23,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib || true
 	touch $(STAMP)
 
+# The sweep, then what a reader sees of it: the HTML report, the README's results and docs/results.md.
 run: setup
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
+	$(BIN)/snakemake --profile profiles/local --report results/report.html
+	$(BIN)/python tools/readme.py --results results --readme README.md
 
 readme: setup
 	$(BIN)/python tools/readme.py --results results --readme README.md

@@ -86,7 +86,7 @@ def test_figures_are_published_beside_the_readme(results, tmp_path):
 def test_make_readme_links_resolve_to_the_copies(results, tmp_path, monkeypatch):
     """`python tools/readme.py` (make readme): every image the README and the document link exists."""
     page = tmp_path / "README.md"
-    page.write_text(f"intro\n{readme.START}\nold\n{readme.END}\nrest\n")
+    page.write_text(f"intro\n{readme.START}\nold\n{readme.END}\n{readme.SPEED_START}\n{readme.SPEED_END}\nrest\n")
     monkeypatch.setattr("sys.argv", ["readme.py", "--results", str(results), "--readme", str(page)])
     readme.main()
     for document in (page, tmp_path / "docs" / "results.md"):
@@ -141,6 +141,10 @@ def test_speed_benchmarks_are_shown_per_cpu_when_measured(results, tmp_path):
     summary = readme.speed_summary(tmp_path).set_index("cpu")
     assert summary.loc["Some CPU", "sweep_wall_min"] == 41.5 and summary.loc["Some CPU", "epoch_over_bound"] == 1.5
     assert summary.loc["Other CPU", "http_p50_ms"] == 1.3 and pd.isna(summary.loc["Other CPU", "sweep_wall_min"])
+    section = readme.speed_section(tmp_path)
+    assert section.startswith(readme.SPEED_START) and section.endswith(readme.SPEED_END)
+    assert "| Some CPU " in section and "| Other CPU " in section and "41.5" in section
+    assert "No benchmark" in readme.speed_section(tmp_path / "none")
 
 
 def test_key_size_section_when_the_key_size_sweep_ran(results, tmp_path):
@@ -157,7 +161,7 @@ def test_key_size_section_when_the_key_size_sweep_ran(results, tmp_path):
 
 
 def test_readme_rerun_commands_name_outputs_of_the_default_sweep(tmp_path):
-    """Every `snakemake` command of the README's "Rerunning one stage" block, dry-run against the
+    """Every `snakemake` command of the README's "Rerun one stage" block, dry-run against the
     default sweep in an empty folder: a target path the sweep no longer writes, or a rule that no
     longer exists, fails here instead of in a user's shell."""
     import os
@@ -168,8 +172,8 @@ def test_readme_rerun_commands_name_outputs_of_the_default_sweep(tmp_path):
     from tests.conftest import REPO
 
     text = (REPO / "README.md").read_text()
-    block = text.split("## Rerunning one stage", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
-    commands = [shlex.split(line) for line in block.splitlines() if line.startswith("snakemake ")]
+    block = text.split("## Rerun one stage", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line, comments=True) for line in block.splitlines() if line.startswith("snakemake ")]
     assert len(commands) >= 5 and any(re.match(r"results/\S+", arg) for cmd in commands for arg in cmd)
     for command in commands:
         done = subprocess.run(

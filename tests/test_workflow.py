@@ -109,3 +109,44 @@ def test_snakemake_report_shows_every_category_and_output(smoke_run, tmp_path):
     assert "extraction_curves.png" in text and "paper_vs_fsw.csv" in text and "runtime.csv" in text
     for rule in ("train", "keygen", "embed", "attack", "verify", "report"):  # Snakemake's runtime panel
         assert f'{{"rule": "{rule}", "runtime": ' in text, rule
+
+
+def scheduled(done: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> job count from the "Job stats" table of a dry run (empty: nothing to be done)."""
+    counts = {}
+    if "Job stats:" not in done.stdout:
+        return counts
+    table = done.stdout.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    for line in table.splitlines()[3:]:
+        rule, count = line.split()
+        if rule != "total":
+            counts[rule] = int(count)
+    return counts
+
+
+def test_readme_rerun_commands_do_what_they_say(smoke_run):
+    """The README's "Rerun one stage" commands, on the finished smoke sweep (its paths: results/smoke,
+    keys of 20 items), dry-run: --force FILE schedules that file's job alone, naming a finished file
+    schedules nothing, --forcerun RULE schedules that rule and what follows it, never what precedes."""
+    import shlex
+
+    workdir = smoke_run.parents[1]
+    text = (REPO / "README.md").read_text()
+    block = text.split("## Rerun one stage", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line, comments=True) for line in block.splitlines() if line.startswith("snakemake ")]
+    assert len(commands) >= 4
+    for command in commands:
+        args = [arg.replace("results/", "results/smoke/", 1).replace("/l100/", "/l20/") for arg in command[1:]
+                if arg not in ("--cores", "2")]
+        args = [arg for arg in args if arg not in ("--configfile", "config/smoke.yaml", "-n")]
+        done = snakemake(workdir, *args, "-n")
+        assert done.returncode == 0, (command, done.stderr[-2000:])
+        jobs = scheduled(done)
+        targets = [arg for arg in args if arg.startswith("results/")]
+        if "--force" in args:
+            assert jobs == {targets[0].split("/")[2]: 1}, (command, jobs)
+        elif "--forcerun" in args:
+            rule = args[args.index("--forcerun") + 1]
+            assert jobs.get(rule, 0) > 0 and "train" not in jobs and "keygen" not in jobs, (command, jobs)
+        else:
+            assert jobs == {}, (command, jobs)  # a finished sweep: nothing to redo

@@ -23,6 +23,7 @@ from fsw.report.attacks import extraction_verdict
 from fsw.report.sweep import benchmark_jobs
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+SPEED_START, SPEED_END = "<!-- speed:start -->", "<!-- speed:end -->"
 POPULATIONS = ["marked", "attacked", "extracted", "calibration_null", "heldout_null"]
 
 
@@ -292,12 +293,28 @@ def cpu_benchmarks(measured: dict) -> list[str]:
     return lines
 
 
-def update_readme(readme: Path, section: str) -> None:
+def speed_section(folder: Path, document: str = "docs/results.md") -> str:
+    """The README's speed section: one row per CPU measured (docs/benchmarks/), each figure dated."""
+    summary = speed_summary(folder)
+    if summary.empty:
+        body = "No benchmark has been run yet (`python benchmarks/bench_sweep.py --results results`)."
+    else:
+        body = "\n".join([
+            ("Measured by `benchmarks/bench_sweep.py` on each CPU below, 2 cores, no GPU: the default sweep's wall "
+             "time, a 60,000-image CNN training epoch against its FLOP bound (4.32 TFLOP over one thread's "
+             "float32 rate), the share of the jobs' time spent starting them (imports, config, MNIST), and "
+             f"the HTTP API's median latency. Details per CPU: [{document}]({document}#speed-benchmarks)."), "",
+            table(summary)])
+    return f"{SPEED_START}\n{body}\n{SPEED_END}"
+
+
+def update_readme(readme: Path, section: str, start: str = START, end: str = END) -> None:
+    """Replace what lies between the markers start and end (included) by section."""
     text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme} lacks the {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    tail = rest.split(END, 1)[1]
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} lacks the {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
     atomic_write(readme, lambda tmp: Path(tmp).write_text(head + section + tail))
 
 
@@ -314,6 +331,7 @@ def main() -> None:
     copies = publish_figures(args.results, figure_dir)
     link = Path(os.path.relpath(document, base)).as_posix()
     update_readme(args.readme, results_section(args.results, link_base=base, figure_dir=figure_dir, document=link))
+    update_readme(args.readme, speed_section(base / "docs" / "benchmarks", link), SPEED_START, SPEED_END)
     text = results_document(args.results, document.parent, figure_dir, base / "docs" / "benchmarks")
     atomic_write(document, lambda tmp: Path(tmp).write_text(text))
     print(f"updated {args.readme} and {document} from {args.results}; {len(copies)} figures copied to {figure_dir}")
