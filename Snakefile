@@ -1,6 +1,6 @@
 # fsw: frontier-stitching watermarking, train -> keygen -> embed -> verify -> report.
 # The sweep grid is config/config.yaml (validated by workflow/schemas/config.schema.yaml); every
-# stage's parameters are Hydra configs under config/hydra/. Run: snakemake --cores N
+# stage's parameters are Hydra configs under src/fsw/conf/. Run: snakemake --cores N
 from pathlib import Path
 
 from snakemake.utils import min_version, validate

@@ -37,7 +37,8 @@ from torch import nn
 from omegaconf import OmegaConf
 
 from fsw.classifier import OPTIMIZERS, Classifier
-from fsw.config import compose, make_trainer, training_precision
+from fsw.config import make_trainer, training_precision
+from fsw.stages import compose
 from fsw.data import load_splits
 from fsw.io import write_json
 from fsw.networks import build_network

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fsw.config import compose
+from fsw.stages import compose
 from fsw.data import load_mnist
 from fsw.errors import DataError
 

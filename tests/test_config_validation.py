@@ -20,7 +20,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from fsw.grid import network_options
-from fsw.config import STAGES, compose
+from fsw.stages import STAGES, compose
 from fsw.errors import ConfigError
 from fsw.validate import RULES, check_config, check_sweep, problems
 from tests.conftest import REPO, tiny
@@ -233,7 +233,7 @@ BAD_VALUES = [
 
 def stage_module(stage: str):
     """The module whose run(cfg) does the stage's work: fsw.attack's run hands over to its torch side."""
-    module = importlib.import_module(STAGES[stage])
+    module = importlib.import_module(STAGES[stage].module)
     return importlib.import_module(f"{module.__name__}.stage") if stage == "attack" else module
 
 

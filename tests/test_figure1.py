@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from fsw.config import compose
+from fsw.stages import compose
 from fsw.errors import ConfigError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -1,6 +1,6 @@
 # Figure 1 of the paper from a real run: a 2-D toy problem, its decision frontier before and after
 # stitching a key made and embedded by the project's own keygen and embed code (fsw.figure1).
-# Its parameters are config/hydra/figure1.yaml; it reads no MNIST and no other rule's output.
+# Its parameters are src/fsw/conf/figure1.yaml; it reads no MNIST and no other rule's output.
 
 
 rule figure1:
@@ -9,7 +9,7 @@ rule figure1:
         svg=R + "/figure1/figure1_frontier.svg",
         metrics=R + "/figure1/metrics.json",
     params:
-        overrides=[],  # no sweep overrides: the toy's parameters live in config/hydra/figure1.yaml
+        overrides=[],  # no sweep overrides: the toy's parameters live in src/fsw/conf/figure1.yaml
     log:
         R + "/logs/figure1.log",
     benchmark:
