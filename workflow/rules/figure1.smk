@@ -5,15 +5,17 @@
 
 rule figure1:
     output:
-        png=report(R + "/figure1/figure1_frontier.png", category="Keys", caption="../report/figure1.rst"),
-        svg=R + "/figure1/figure1_frontier.svg",
-        metrics=R + "/figure1/metrics.json",
+        png=report(f"{R}/figure1/figure1_frontier.png", category="Keys", caption="../report/figure1.rst"),
+        svg=f"{R}/figure1/figure1_frontier.svg",
+        metrics=f"{R}/figure1/metrics.json",
     params:
         overrides=[],  # no sweep overrides: the toy's parameters live in src/fsw/conf/figure1.yaml
     log:
-        R + "/logs/figure1.log",
+        f"{LOGS}/figure1.log",
     benchmark:
-        R + "/benchmarks/figure1.tsv"
+        f"{BENCHMARKS}/figure1.tsv"
     threads: 1
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/figure1.py"
