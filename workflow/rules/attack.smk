@@ -22,7 +22,7 @@ rule attack:
     resources:
         mem_mb=2000,
         runtime=60,
-        gpu=gpu_request,
+        gpu=TRAINING_GPUS,
     conda:
         "../../environment.yml"
     script:

@@ -12,6 +12,10 @@ NETWORKS = config["networks"]
 EPS = [level_segment(e) for e in config["eps"]]
 KEY_SIZES = config["key_sizes"]
 STRATEGIES = config["strategies"]
+# The resource `gpu` of each training-like job (train, embed, attack, extract): 1 where the sweep
+# says it runs on GPUs (config `gpu`), else 0, so that a CPU run asks no scheduler for any;
+# `--resources gpu=N` caps how many hold one at once.
+TRAINING_GPUS = int(config["gpu"])
 NETWORK_OPTIONS = network_options()
 # What the schema cannot check, before any job runs: the Hydra overrides inside the grid, and that
 # the populations name known networks and never share a model.
@@ -106,9 +110,6 @@ def grid(pattern, **extra):
     return expand(pattern, network=NETWORKS, seed=SEEDS, eps=EPS, key_size=KEY_SIZES, strategy=STRATEGIES, **extra)
 
 
-def gpu_request(wildcards):
-    """One GPU per training-like job when the run is offered GPUs (--resources gpu=N), none otherwise."""
-    return min(1, workflow.global_resources.get("gpu").value or 0)
 
 
 # --- attack.smk: every attack point of the sweep, one job per marked model

@@ -16,7 +16,7 @@ rule embed:
     resources:
         mem_mb=2000,
         runtime=30,
-        gpu=gpu_request,
+        gpu=TRAINING_GPUS,
     conda:
         "../../environment.yml"
     script:

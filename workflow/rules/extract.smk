@@ -32,7 +32,7 @@ rule extract:
     resources:
         mem_mb=3000,
         runtime=30,
-        gpu=gpu_request,
+        gpu=TRAINING_GPUS,
     conda:
         "../../environment.yml"
     script:

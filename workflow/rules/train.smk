@@ -20,7 +20,7 @@ rule train:
     resources:
         mem_mb=2000,
         runtime=lambda wildcards: 60 if wildcards.network.startswith("cnn") else 20,
-        gpu=gpu_request,
+        gpu=TRAINING_GPUS,
     conda:
         "../../environment.yml"
     script:
