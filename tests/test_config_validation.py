@@ -25,6 +25,8 @@ from fsw.errors import ConfigError
 from fsw.validate import RULES, check_config, check_sweep, problems
 from tests.conftest import REPO, tiny
 
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
 # --------------------------------------------------------------------------- (a) the sweep config
 
 # name -> (what the bad config file sets, over config/config.yaml; a word the error must contain)
@@ -343,6 +345,52 @@ def test_every_stage_checks_its_config_before_anything_else(stage):
     body = [node for node in run.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
     first = body[0]
     assert isinstance(first, ast.Expr) and ast.unparse(first.value) == "setup_run(cfg)", ast.unparse(first)
+
+
+def schema_keys(schema: dict) -> dict[str, tuple[dict, bool]]:
+    """Dotted key -> (its schema, whether its mapping requires it), for every key a sweep config may
+    have. A list's items start a path of their own: a population's groups have split, seeds, networks."""
+    def resolve(node: dict) -> dict:
+        return {**schema["$defs"][node["$ref"].rsplit("/", 1)[-1]], **node} if "$ref" in node else node
+
+    keys = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        node = resolve(node)
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], "")
+        for name, child in node.get("properties", {}).items():
+            keys[prefix + name] = (resolve(child), name in node.get("required", []))
+            walk(child, f"{prefix}{name}.")
+
+    walk(schema, "")
+    return keys
+
+
+def test_schema_describes_every_key_and_gives_every_optional_one_a_default():
+    keys = schema_keys(yaml.safe_load(SCHEMA.read_text()))
+    assert {"gpu", "reference.calibration", "overrides.embed", "split"} <= set(keys)
+    undescribed = [key for key, (node, _) in keys.items() if not node.get("description")]
+    no_default = [key for key, (node, required) in keys.items() if not required and "default" not in node]
+    assert not undescribed and not no_default, (undescribed, no_default)
+
+
+def test_config_readme_describes_every_key():
+    text = (REPO / "config" / "README.md").read_text()
+    missing = [key for key in schema_keys(yaml.safe_load(SCHEMA.read_text())) if f"`{key}`" not in text]
+    assert not missing, missing
+
+
+def test_a_sweep_of_the_required_keys_gets_every_default():
+    from snakemake.utils import validate
+
+    config = {key: value for key, value in yaml.safe_load((REPO / "config" / "config.yaml").read_text()).items()
+              if key in yaml.safe_load(SCHEMA.read_text())["required"]}
+    validate(config, str(SCHEMA))
+    assert (config["results"], config["models"], config["gpu"], config["attacks"]) == ("results", None, False, {})
+    assert config["overrides"]["embed"] == [] and not any(config["overrides"].values())
+    assert config["extraction"]["budgets"] == [] and config["remote"] == {"eps": []}
+    check_sweep(config)
 
 
 def test_schema_names_the_networks_fsw_builds():

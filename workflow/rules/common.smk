@@ -6,7 +6,7 @@ from fsw.validate import check_sweep
 from fsw.grid import KEY_STRATEGIES, NETWORKS as KNOWN_NETWORKS, level_segment, network_options
 
 R = config["results"]
-MODELS = config.get("models", f"{R}/train")
+MODELS = config["models"] or f"{R}/train"
 SEEDS = config["seeds"]
 NETWORKS = config["networks"]
 EPS = [level_segment(e) for e in config["eps"]]
