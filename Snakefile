@@ -5,13 +5,18 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
+from fsw.validate import check_sweep_keys
+
 min_version("9.0")
 
 
 configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 
-validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+# A misspelled key, at any depth, named with the nearest valid one; the schema's own message would not.
+check_sweep_keys(config, SCHEMA)
+validate(config, SCHEMA)
 
 report: "workflow/report/workflow.rst"
 

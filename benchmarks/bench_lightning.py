@@ -33,15 +33,15 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from torch import nn
 from omegaconf import OmegaConf
+from torch import nn
 
 from fsw.classifier import OPTIMIZERS, Classifier
 from fsw.config import make_trainer, training_precision
-from fsw.stages import compose
 from fsw.data import load_splits
 from fsw.io import write_json
 from fsw.networks import build_network
+from fsw.stages import compose
 
 OUT = Path(__file__).resolve().parent / "results" / "lightning.json"
 

@@ -3,6 +3,7 @@ is benchmarked, and the Snakefiles use no internals of Snakemake's workflow obje
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -13,9 +14,9 @@ from tests.conftest import REPO
 SNAKEFILES = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, env=env)
 
 
 def test_snakemake_lint_finds_nothing(tmp_path):
@@ -42,3 +43,15 @@ def test_no_internals_of_the_workflow_object():
     """`workflow.global_resources` and the like change between Snakemake releases."""
     for path in SNAKEFILES:
         assert "global_resources" not in path.read_text(), path
+
+
+def test_a_dry_run_of_the_default_sweep_imports_no_torch(tmp_path):
+    """Every `snakemake` call parses the workflow, and checking the sweep composes Hydra configs:
+    importing torch there would cost every call seconds. A `torch` that cannot be imported goes first
+    on the path."""
+    blocker = tmp_path / "blocker" / "torch"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('the workflow imported torch')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")])}
+    done = snakemake(tmp_path, "-n", "--quiet", env=env)
+    assert done.returncode == 0, done.stderr[-4000:]

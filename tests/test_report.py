@@ -16,8 +16,8 @@ from fsw.report import tables as report_tables
 from fsw.stages import compose
 from fsw.stats.decision import PAPER_RULE
 from fsw.stats.rules import with_roles
-from fsw.stats.tables import detection
 from fsw.stats.simulate import simulate_records
+from fsw.stats.tables import detection
 from fsw.stats.tests import binomial_threshold
 
 L = 100

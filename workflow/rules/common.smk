@@ -2,7 +2,7 @@
 # convention: rule files hold rules, their functions live here).
 
 from fsw.attack import check_attack
-from fsw.validate import check_sweep
+from fsw.validate import check_sweep, stage_overrides
 from fsw.grid import KEY_STRATEGIES, NETWORKS as KNOWN_NETWORKS, level_segment, network_options
 
 R = config["results"]
@@ -17,8 +17,8 @@ STRATEGIES = config["strategies"]
 # `--resources gpu=N` caps how many hold one at once.
 TRAINING_GPUS = int(config["gpu"])
 NETWORK_OPTIONS = network_options()
-# What the schema cannot check, before any job runs: the Hydra overrides inside the grid, and that
-# the populations name known networks and never share a model.
+# What the schema cannot check, before any job runs: the Hydra overrides inside the grid (composed
+# with each stage's config), and that the populations name known networks and never share a model.
 check_sweep(config, NETWORK_OPTIONS)
 
 
@@ -101,8 +101,7 @@ def source_model(wildcards):
 
 def overrides(stage):
     """Hydra overrides for one stage: the data settings every stage shares, then the stage's own."""
-    shared = config["overrides"].get("data", []) if stage != "report" else []
-    return list(shared) + list(config["overrides"].get(stage, []))
+    return [text for _, text in stage_overrides(config, stage)]
 
 
 def grid(pattern, **extra):
