@@ -34,8 +34,9 @@ def installed(tmp_path_factory) -> Path:
     shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, source / name)
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "--wheel-dir", root / "dist", source])
+    # this environment's setuptools builds it; too old a one is named rather than failing obscurely
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--check-build-dependencies",
+         "--no-index", "--wheel-dir", root / "dist", source])
     (wheel,) = (root / "dist").glob("fsw-*.whl")
     venv = root / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", venv])
