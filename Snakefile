@@ -1,9 +1,11 @@
 # fsw: frontier-stitching watermarking, train -> keygen -> embed -> verify -> report.
 # The sweep grid is config/config.yaml (validated by workflow/schemas/config.schema.yaml); every
-# stage's parameters are Hydra configs under config/hydra/. Run: snakemake --cores N
+# stage's parameters are Hydra configs under src/fsw/conf/. Run: snakemake --cores N
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
+
+from fsw.validate import check_sweep_keys
 
 min_version("9.0")
 
@@ -11,7 +13,10 @@ min_version("9.0")
 configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 
-validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+# A misspelled key, at any depth, named with the nearest valid one; the schema's own message would not.
+check_sweep_keys(config, SCHEMA)
+validate(config, SCHEMA)
 
 report: "workflow/report/workflow.rst"
 

@@ -37,9 +37,10 @@ from record import record  # the sibling module: a script's folder is on sys.pat
 from torch import nn
 
 from fsw.classifier import OPTIMIZERS, Classifier
-from fsw.config import compose, make_trainer, training_precision
+from fsw.config import make_trainer, training_precision
 from fsw.data import load_splits
 from fsw.networks import build_network
+from fsw.stages import compose
 
 
 def plain_epoch(net, loader, optimizer_name: str, lr: float, batches: int, precision: str) -> float:

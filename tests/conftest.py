@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fsw.config import compose
 from fsw.data import load_mnist
 from fsw.errors import DataError
+from fsw.stages import compose
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,11 +10,12 @@ from fsw import attack as attack_stage
 from fsw.attack import ATTACKS, check_attack
 from fsw.attack.stage import apply_attack
 from fsw.classifier import Classifier
-from fsw.config import config_dir, make_trainer
+from fsw.config import make_trainer
 from fsw.data import Split, load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, read_json, save_model
 from fsw.networks import build_network
+from fsw.stages import config_dir
 from tests.conftest import tiny
 
 # The levels each attack is tested at; every registered attack needs an entry.

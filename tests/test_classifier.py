@@ -144,7 +144,7 @@ def test_gradient_clipping_caps_the_norm_of_each_step():
 
 
 def test_the_network_group_sets_the_modules_optimizer_schedule_and_clipping():
-    from fsw.config import compose
+    from fsw.stages import compose
 
     module = Classifier.for_network(nn.Linear(4, 2), compose("train", ["network=irnn"]).network)
     assert (module.optimizer_name, module.lr, module.one_cycle, module.gradient_clip_val) == ("adam", 3e-3, True, 1.0)

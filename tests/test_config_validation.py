@@ -2,7 +2,8 @@
 
 Two layers:
 (a) the sweep config of the Snakemake workflow (workflow/schemas/config.schema.yaml, validated by the
-    Snakefile): `snakemake -n --configfile BAD.yaml` must exit non-zero naming the key, no job run;
+    Snakefile, and its Hydra overrides, composed with each stage's config): a real
+    `snakemake --configfile BAD.yaml` must exit non-zero naming the key, no job run;
 (b) the Hydra stage configs: `run(cfg)` of each stage raises fsw.errors.ConfigError naming the key
     (fsw.validate, called from fsw.config.setup_run) before it reads data, a model or a key.
 """
@@ -19,11 +20,13 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from fsw.grid import network_options
-from fsw.config import STAGES, compose
 from fsw.errors import ConfigError
+from fsw.grid import network_options
+from fsw.stages import STAGES, compose
 from fsw.validate import RULES, check_config, check_sweep, problems
 from tests.conftest import REPO, tiny
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 # --------------------------------------------------------------------------- (a) the sweep config
 
@@ -60,16 +63,43 @@ BAD_SWEEPS = {
 }
 
 
-# The real `snakemake -n` for a representative subset (each call is ~3 s of CPU); the whole table
-# goes through snakemake.utils.validate in-process, the very call the Snakefile makes.
-CLI_CASES = ["negative eps", "eps above 1", "odd key size", "unknown network", "empty seeds",
-             "results with a space", "override of a wildcard"]
+# Misspelled keys: each must stop the run before its first job, naming the key and the nearest valid
+# one. name -> (what the bad config file sets, over config/config.yaml; what the error must say).
+TYPOS = {
+    "top-level key": ({"netwroks": ["mlp"]}, ["netwroks", "did you mean 'networks'"]),
+    "nested key": ({"reference": {"calibraton": [{"split": "owner", "seeds": [4], "networks": ["mlp"]}]}},
+                   ["reference.calibraton", "did you mean 'reference.calibration'"]),
+    "attack name": ({"attacks": {"prun_global": [0.5]}}, ["attacks.prun_global", "did you mean 'attacks.prune_global'"]),
+    "stage of the overrides": ({"overrides": {"trian": ["network.epochs=2"]}},
+                               ["overrides.trian", "did you mean 'overrides.train'"]),
+    "field of a group": ({"heldout": [{"split": "owner", "seed": [21], "networks": ["mlp"]}]},
+                         ["heldout[0].seed", "did you mean 'heldout[0].seeds'"]),
+    "Hydra key": ({"overrides": {"embed": ["trainer.max_epoch=3"]}},
+                  ["overrides.embed", "trainer.max_epoch", "did you mean 'embed.max_epochs'"]),
+    "Hydra key of the shared data": ({"overrides": {"data": ["data.limit_ownr=100"]}},
+                                     ["overrides.data", "data.limit_ownr", "did you mean 'data.limit_owner'"]),
+    "Hydra key of a network option": ({"overrides": {"train": ["network.arch.hiden=64"]}},
+                                      ["overrides.train", "network.arch.hiden", "did you mean 'network.arch.hidden'"]),
+}
+
+# The real `snakemake --cores 1` for every typo and a representative subset of the bad values (each
+# call is ~3 s of CPU). Its target is the sweep's own config.yaml, a job of a second that imports no
+# torch: a bad config that got through would write it, and start nothing costly.
+RUNS = {
+    **{name: (settings, [words]) for name, (settings, words) in BAD_SWEEPS.items()
+       if name in ("negative eps", "odd key size", "unknown network", "results with a space", "override of a wildcard")},
+    **TYPOS,
+}
+
+
+def snakemake_run(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(configfile), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
 
 
 def snakemake_dry_run(workdir: Path, configfile: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "-n", "--configfile", str(configfile)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    return snakemake_run(workdir, configfile, "-n")
 
 
 def merged_sweep(settings: dict) -> dict:
@@ -88,32 +118,54 @@ def test_bad_sweep_value_is_refused_by_the_schema(name):
 
     settings, names = BAD_SWEEPS[name]
     with pytest.raises(WorkflowError) as info:
-        validate(merged_sweep(settings), str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+        validate(merged_sweep(settings), str(SCHEMA))
     assert names in str(info.value), str(info.value)
 
 
 @pytest.fixture(scope="module")
 def sweep_runs(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
-    """The CLI cases through the real `snakemake -n`, three at a time."""
+    """Each of RUNS through a real `snakemake --cores 1`, three at a time."""
     jobs = {}
-    for index, name in enumerate(CLI_CASES):
+    for index, (name, (settings, _)) in enumerate(RUNS.items()):
         workdir = tmp_path_factory.mktemp(f"sweep{index}")
         configfile = workdir / "bad.yaml"
-        configfile.write_text(yaml.safe_dump(BAD_SWEEPS[name][0]))
+        configfile.write_text(yaml.safe_dump(settings))
         jobs[name] = (workdir, configfile)
     with ThreadPoolExecutor(max_workers=3) as pool:
-        done = dict(zip(jobs, pool.map(lambda job: snakemake_dry_run(*job), jobs.values())))
+        done = dict(zip(jobs, pool.map(lambda job: snakemake_run(*job, "--cores", "1", "sweep_config"), jobs.values())))
     return {name: (jobs[name][0], done[name]) for name in jobs}
 
 
-@pytest.mark.parametrize("name", CLI_CASES)
+@pytest.mark.parametrize("name", RUNS)
 def test_bad_sweep_config_fails_before_any_job(sweep_runs, name):
     workdir, done = sweep_runs[name]
     output = done.stdout + done.stderr
     assert done.returncode != 0, f"snakemake accepted it:\n{output[-2000:]}"
-    assert "Error validating config file" in output, output[-2000:]
-    assert BAD_SWEEPS[name][1] in output, f"the message does not name {BAD_SWEEPS[name][1]}:\n{output[-2000:]}"
-    assert "Job stats" not in output and not (workdir / "results").exists()  # nothing was scheduled
+    for words in RUNS[name][1]:
+        assert words in output, f"the message does not say {words!r}:\n{output[-3000:]}"
+    assert "Job stats" not in output and "rule sweep_config" not in output, output[-2000:]
+    assert {path.name for path in workdir.iterdir()} <= {"bad.yaml", ".snakemake"}  # nothing was written
+
+
+def test_a_hydra_key_of_some_network_options_only_is_refused_naming_the_others():
+    """train jobs compose each network option of the sweep: a key only the CNN's have fails the rest."""
+    config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    config["heldout"].append({"split": "attacker", "seeds": [12], "networks": ["cnn_fast"]})
+    config["overrides"]["train"] = ["network.arch.dropout_conv=0.3"]
+    with pytest.raises(ConfigError) as info:
+        check_sweep(config)
+    message = str(info.value)
+    assert "overrides.train: network.arch.dropout_conv=0.3: the train config with network=irnn" in message
+    assert "network=linear" in message and "network=cnn_fast" not in message, message
+    config["networks"], config["reference"], config["heldout"] = ["cnn"], {"selection": [], "calibration": []}, []
+    check_sweep(config)  # where every trained network is a CNN, the override applies
+
+
+def test_valid_hydra_overrides_pass(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    config["overrides"]["attack"] = [*config["overrides"]["attack"], "+attack.note=x"]
+    config["overrides"]["verify"] = ["decision.z=0.01", "remote.timeout_s=5"]
+    check_sweep(config)
 
 
 @pytest.mark.parametrize("configfile", ["config.yaml", "smoke.yaml", "paper.yaml", "keysizes.yaml"])
@@ -233,7 +285,7 @@ BAD_VALUES = [
 
 def stage_module(stage: str):
     """The module whose run(cfg) does the stage's work: fsw.attack's run hands over to its torch side."""
-    module = importlib.import_module(STAGES[stage])
+    module = importlib.import_module(STAGES[stage].module)
     return importlib.import_module(f"{module.__name__}.stage") if stage == "attack" else module
 
 
@@ -343,6 +395,52 @@ def test_every_stage_checks_its_config_before_anything_else(stage):
     body = [node for node in run.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
     first = body[0]
     assert isinstance(first, ast.Expr) and ast.unparse(first.value) == "setup_run(cfg)", ast.unparse(first)
+
+
+def schema_keys(schema: dict) -> dict[str, tuple[dict, bool]]:
+    """Dotted key -> (its schema, whether its mapping requires it), for every key a sweep config may
+    have. A list's items start a path of their own: a population's groups have split, seeds, networks."""
+    def resolve(node: dict) -> dict:
+        return {**schema["$defs"][node["$ref"].rsplit("/", 1)[-1]], **node} if "$ref" in node else node
+
+    keys = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        node = resolve(node)
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], "")
+        for name, child in node.get("properties", {}).items():
+            keys[prefix + name] = (resolve(child), name in node.get("required", []))
+            walk(child, f"{prefix}{name}.")
+
+    walk(schema, "")
+    return keys
+
+
+def test_schema_describes_every_key_and_gives_every_optional_one_a_default():
+    keys = schema_keys(yaml.safe_load(SCHEMA.read_text()))
+    assert {"gpu", "reference.calibration", "overrides.embed", "split"} <= set(keys)
+    undescribed = [key for key, (node, _) in keys.items() if not node.get("description")]
+    no_default = [key for key, (node, required) in keys.items() if not required and "default" not in node]
+    assert not undescribed and not no_default, (undescribed, no_default)
+
+
+def test_config_readme_describes_every_key():
+    text = (REPO / "config" / "README.md").read_text()
+    missing = [key for key in schema_keys(yaml.safe_load(SCHEMA.read_text())) if f"`{key}`" not in text]
+    assert not missing, missing
+
+
+def test_a_sweep_of_the_required_keys_gets_every_default():
+    from snakemake.utils import validate
+
+    config = {key: value for key, value in yaml.safe_load((REPO / "config" / "config.yaml").read_text()).items()
+              if key in yaml.safe_load(SCHEMA.read_text())["required"]}
+    validate(config, str(SCHEMA))
+    assert (config["results"], config["models"], config["gpu"], config["attacks"]) == ("results", None, False, {})
+    assert config["overrides"]["embed"] == [] and not any(config["overrides"].values())
+    assert config["extraction"]["budgets"] == [] and config["remote"] == {"eps": []}
+    check_sweep(config)
 
 
 def test_schema_names_the_networks_fsw_builds():

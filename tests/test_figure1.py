@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from fsw.config import compose
 from fsw.errors import ConfigError
+from fsw.stages import compose
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -42,8 +42,14 @@ def test_cpu_is_the_default_and_every_rule_declares_memory_and_time(tmp_path):
             assert int(resources.get("gpu", 0)) == 0, (rule, resources)
 
 
-def test_offered_gpus_go_to_the_training_like_rules_only(tmp_path):
+def test_offered_gpus_alone_change_nothing(tmp_path):
+    """A GPU run is the sweep's choice (config `gpu`): --resources only caps it."""
     jobs = dry_run(tmp_path, "--cores", "2", "--resources", "gpu=2")
+    assert all(int(resources.get("gpu", 0)) == 0 for of_rule in jobs.values() for resources in of_rule), jobs
+
+
+def test_a_gpu_run_gives_the_training_like_rules_one_gpu_each(tmp_path):
+    jobs = dry_run(tmp_path, "--cores", "2", "--config", "gpu=True", "--resources", "gpu=2")
     for rule, resources_of_jobs in jobs.items():
         for resources in resources_of_jobs:
             assert int(resources.get("gpu", 0)) == (rule in TRAINING_LIKE), (rule, resources)

@@ -13,11 +13,11 @@ from fsw import report
 from fsw.report import attacks as report_attacks
 from fsw.report import paper as report_paper
 from fsw.report import tables as report_tables
-from fsw.config import compose
+from fsw.stages import compose
 from fsw.stats.decision import PAPER_RULE
 from fsw.stats.rules import with_roles
-from fsw.stats.tables import detection
 from fsw.stats.simulate import simulate_records
+from fsw.stats.tables import detection
 from fsw.stats.tests import binomial_threshold
 
 L = 100

@@ -6,7 +6,8 @@ Not part of a plain `pytest` (pyproject's addopts deselect the `slurm` marker): 
 starts slurmctld and slurmd on 127.0.0.1; the test skips, with the script's reason, where that
 cannot be done, and stops the cluster when it ends. It runs two smoke sweeps (~15 min on 2 cores).
 
-The SLURM run is offered the cluster's two stand-in GPUs (--resources gpu=2), so it also checks that
+The SLURM run is a GPU run (--config gpu=True) capped at the cluster's two stand-in GPUs
+(--resources gpu=2), so it also checks that
 training-like jobs, and only those, are submitted with a GPU request; torch finds no CUDA in them
 and trains on the CPU, so their records must still equal the local run's.
 """
@@ -68,7 +69,7 @@ def slurm_run(cluster, local_run, tmp_path_factory):
     env, state = cluster
     workdir = tmp_path_factory.mktemp("slurm_run")
     done = snakemake(
-        workdir, "--profile", str(REPO / "profiles" / "slurm"), "--resources", "gpu=2",
+        workdir, "--profile", str(REPO / "profiles" / "slurm"), "--config", "gpu=True", "--resources", "gpu=2",
         # no slurmdbd here: poll squeue, and poll it often (the default first wait is 40 s)
         "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
         "--slurm-keep-successful-logs",

@@ -1,4 +1,5 @@
-"""Hydra configuration: where the config tree lives, composing a stage's config, and run setup."""
+"""What a stage does with its composed config before its work: checks, seeds, threads, and the
+Lightning Trainer it trains with."""
 
 from __future__ import annotations
 
@@ -8,35 +9,9 @@ import random
 
 import numpy as np
 import torch
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
-from fsw.errors import ConfigError
-from fsw.grid import config_dir
-
 log = logging.getLogger(__name__)
-
-# Stage name -> the module whose run(cfg) implements it; the Hydra primary config has the stage's name.
-STAGES = {
-    "train": "fsw.train",
-    "keygen": "fsw.keygen",
-    "embed": "fsw.embed",
-    "attack": "fsw.attack",
-    "verify": "fsw.verify",
-    "report": "fsw.report",
-    "serve": "fsw.oracle.server",
-    "extract": "fsw.extract",
-    "figure1": "fsw.figure1",  # Figure 1: the frontier before and after stitching, on a 2-D problem
-}
-
-
-def compose(stage: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """The composed config of `stage` with command-line style `overrides`, as `fsw STAGE` would see it."""
-    if stage not in STAGES:
-        raise ConfigError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return hydra_compose(config_name=stage, overrides=list(overrides))
 
 
 def setup_run(cfg: DictConfig) -> None:

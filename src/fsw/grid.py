@@ -3,10 +3,7 @@ checks and the stages all read their names here."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-from fsw.errors import ConfigError
+from fsw.stages import config_dir
 
 NETWORKS = ("mlp", "cnn", "irnn")  # the paper's networks: the key sources
 ARCHITECTURES = (*NETWORKS, "lenet5", "small_cnn")  # every network fsw.networks builds
@@ -19,15 +16,6 @@ POPULATIONS = ("marked", "attacked", "extracted", "source", "selection", "calibr
 def level_segment(value: float) -> str:
     """An eps, attack level or budget as it appears in paths and wildcards: `0.1`, `1`, `1e-05`."""
     return f"{float(value):g}"
-
-
-def config_dir() -> Path:
-    """The Hydra config tree: `FSW_CONFIG_DIR`, else `config/hydra` of the fsw checkout."""
-    override = os.environ.get("FSW_CONFIG_DIR")
-    path = Path(override) if override else Path(__file__).resolve().parents[2] / "config" / "hydra"
-    if not path.is_dir():
-        raise ConfigError(f"Hydra config folder not found: {path} (set FSW_CONFIG_DIR)")
-    return path
 
 
 def network_options() -> list[str]:

@@ -6,7 +6,7 @@ import os
 import sys
 
 from fsw.cli import stage_run
-from fsw.config import compose
+from fsw.stages import compose
 
 
 def run_stage(snakemake, stage: str, **paths) -> dict:

@@ -3,19 +3,21 @@ rule embed:
         model=source_model,
         key=rules.keygen.output.key,
     output:
-        model=MARKED_DIR + "/model.pt",
-        metrics=MARKED_DIR + "/metrics.json",
+        model=f"{MARKED_DIR}/model.pt",
+        metrics=f"{MARKED_DIR}/metrics.json",
     params:
         overrides=lambda wc: overrides("embed") + [f"seed={wc.seed}"],
     log:
-        R + "/logs/embed/" + KEY + ".log",
+        f"{LOGS}/embed/{KEY}.log",
     benchmark:
-        R + "/benchmarks/embed/" + KEY + ".tsv"
+        f"{BENCHMARKS}/embed/{KEY}.tsv"
     threads: 1
     priority: chain_priority
     resources:
         mem_mb=2000,
         runtime=30,
-        gpu=gpu_request,
+        gpu=TRAINING_GPUS,
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/embed.py"

@@ -3,13 +3,15 @@
 # marked model with `fsw serve` on a free loopback port and stops the server when it ends, even on
 # failure.
 
+EXTRACTION_RUN = f"{KEY}/extract_{{surrogate}}{{augment}}/{{budget}}"  # one surrogate of one key
+
 
 rule extract:
     input:
         model=rules.embed.output.model,
     output:
-        model=temp(EXTRACTED_DIR + "/model.pt"),
-        metrics=EXTRACTED_DIR + "/metrics.json",
+        model=temp(f"{EXTRACTED_DIR}/model.pt"),
+        metrics=f"{EXTRACTED_DIR}/metrics.json",
     params:
         overrides=lambda wc: overrides("extract")
         + [
@@ -19,10 +21,10 @@ rule extract:
             f"augment_rounds={int(wc.augment == '_fgsm')}",
         ],
     log:
-        run=R + "/logs/extract/" + KEY + "/extract_{surrogate}{augment}/{budget}.log",
-        server=R + "/logs/extract/" + KEY + "/extract_{surrogate}{augment}/{budget}.serve.log",
+        run=f"{LOGS}/extract/{EXTRACTION_RUN}.log",
+        server=f"{LOGS}/extract/{EXTRACTION_RUN}.serve.log",
     benchmark:
-        R + "/benchmarks/extract/" + KEY + "/extract_{surrogate}{augment}/{budget}.tsv"
+        f"{BENCHMARKS}/extract/{EXTRACTION_RUN}.tsv"
     wildcard_constraints:
         augment="|_fgsm",
         budget=r"\d+",
@@ -30,7 +32,9 @@ rule extract:
     resources:
         mem_mb=3000,
         runtime=30,
-        gpu=gpu_request,
+        gpu=TRAINING_GPUS,
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/extract.py"
 
@@ -40,15 +44,15 @@ rule verify_extracted:
         model=rules.extract.output.model,
         key=rules.keygen.output.key,
     output:
-        record=VERIFY_DIR + "/marked/extract_{surrogate}{augment}/{budget}.json",
+        record=f"{VERIFY_DIR}/marked/extract_{{surrogate}}{{augment}}/{{budget}}.json",
     params:
         overrides=lambda wc: overrides("verify")
         + ["suspect.kind=marked", "suspect.population=extracted", f"suspect.attack=extract_{wc.surrogate}{wc.augment}",
            f"suspect.level={wc.budget}"],
     log:
-        R + "/logs/verify_extracted/" + KEY + "/extract_{surrogate}{augment}/{budget}.log",
+        f"{LOGS}/verify_extracted/{EXTRACTION_RUN}.log",
     benchmark:
-        R + "/benchmarks/verify_extracted/" + KEY + "/extract_{surrogate}{augment}/{budget}.tsv"
+        f"{BENCHMARKS}/verify_extracted/{EXTRACTION_RUN}.tsv"
     wildcard_constraints:
         augment="|_fgsm",
         budget=r"\d+",
@@ -56,5 +60,7 @@ rule verify_extracted:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/verify_extracted.py"

@@ -8,21 +8,23 @@ rule keygen:
         selection=lambda wc: trained(SELECTION) if wc.strategy == "transfer" else [],
         calibration=trained(CALIBRATION),
     output:
-        key=KEY_DIR + "/key.pt",
-        report=KEY_DIR + "/keygen.json",
+        key=f"{KEY_DIR}/key.pt",
+        report=f"{KEY_DIR}/keygen.json",
     params:
         overrides=lambda wc: overrides("keygen")
         + [f"seed={wc.seed}", f"keygen.eps={wc.eps}", f"keygen.size={wc.key_size}", f"keygen.strategy={wc.strategy}"]
         # the paper's keys are made for the comparison even where the decision can call nothing marked
         + (["keygen.vacuous=warn"] if wc.strategy == "paper" else []),
     log:
-        R + "/logs/keygen/" + KEY + ".log",
+        f"{LOGS}/keygen/{KEY}.log",
     benchmark:
-        R + "/benchmarks/keygen/" + KEY + ".tsv"
+        f"{BENCHMARKS}/keygen/{KEY}.tsv"
     threads: 1
     priority: chain_priority
     resources:
         mem_mb=3000,
         runtime=20,
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/keygen.py"

@@ -3,58 +3,11 @@
 # per folder under workflow/report/ (its text chosen per file by the file's name).
 
 
-def verification_records(wildcards=None):
-    """Every key against its marked model at every attack level and every unmarked model; the keys
-    of the extraction eps also against each extracted surrogate."""
-    per_key = grid(rules.verify.output.records)
-    extracted = [
-        path
-        for attack, budgets in EXTRACTION_LEVELS.items()
-        for path in expand(
-            VERIFY_DIR + "/marked/{attack}/{level}.json",
-            network=NETWORKS, seed=SEEDS, eps=EXTRACTION_EPS, key_size=KEY_SIZES, strategy=STRATEGIES,
-            attack=attack, level=budgets,
-        )
-    ]
-    return per_key + extracted
-
-
-# results/report/{folder} (written by fsw.report, see CATEGORIES there) -> its category in the HTML report
-REPORT_FOLDERS = {
-    "training": "Training",
-    "keys": "Keys",
-    "embedding": "Embedding",
-    "attacks": "Attacks",
-    "extraction": "Extraction",
-    "ownership": "Ownership",
-    "paper": "Paper vs fsw",
-    "sweep": "Sweep",
-}
-
-
-def file_kind(wildcards):
-    """figure or table: which pattern of a reported folder a file matched."""
-    return "figure" if "figure" in wildcards.keys() else "table"
-
-
-def reported_folder(path, caption, category):
-    """A folder of tables and figures in the HTML report: each CSV table and PNG figure (not their
-    Markdown and SVG twins) under `category`, subcategory figures or tables, labelled by its name."""
-    return report(
-        directory(path),
-        patterns=["{figure}.png", "{table}.csv"],
-        caption=caption,
-        category=category,
-        subcategory=lambda wildcards: file_kind(wildcards) + "s",
-        labels=lambda wildcards: {file_kind(wildcards): getattr(wildcards, file_kind(wildcards))},
-    )
-
-
 rule report:
     input:
         records=verification_records(),
         remote=expand(
-            VERIFY_DIR + "/remote/{kind}.json",
+            f"{VERIFY_DIR}/remote/{{kind}}.json",
             network=NETWORKS, seed=SEEDS, eps=REMOTE_EPS, key_size=KEY_SIZES, strategy=STRATEGIES,
             kind=["marked", "unmarked"],
         ),
@@ -63,26 +16,30 @@ rule report:
         keygen=grid(rules.keygen.output.report),
         embed=grid(rules.embed.output.metrics),
     output:
-        csv=report(R + "/tables/verification.csv", category="Verification", caption="../report/verification.rst"),
-        md=R + "/tables/verification.md",
-        detection=report(R + "/tables/detection.csv", category="Ownership", caption="../report/detection.rst"),
-        roc=report(R + "/tables/roc.csv", category="Ownership", caption="../report/roc.rst"),
-        plots=reported_folder(R + "/plots", "../report/ownership_figures.rst", "Ownership"),
-        remote=R + "/tables/remote.md",
-        remote_csv=report(R + "/tables/remote.csv", category="Remote verification", caption="../report/remote.rst"),
+        csv=report(f"{R}/tables/verification.csv", category="Verification", caption="../report/verification.rst"),
+        md=f"{R}/tables/verification.md",
+        detection=report(f"{R}/tables/detection.csv", category="Ownership", caption="../report/detection.rst"),
+        roc=report(f"{R}/tables/roc.csv", category="Ownership", caption="../report/roc.rst"),
+        plots=reported_folder(f"{R}/plots", "../report/ownership_figures.rst", "Ownership"),
+        remote=f"{R}/tables/remote.md",
+        remote_csv=report(f"{R}/tables/remote.csv", category="Remote verification", caption="../report/remote.rst"),
         **{
             f"report_{folder}": reported_folder(f"{R}/report/{folder}", f"../report/{folder}.rst", category)
             for folder, category in REPORT_FOLDERS.items()
         },
     params:
         overrides=overrides("report"),
-        report_dir=R + "/report",
         # read, not declared as input: Snakemake cannot make a benchmark file an input; every
-        # benchmarked job but the toy's is upstream of this one, so its file exists by now
-        benchmarks_dir=R + "/benchmarks",
+        # benchmarked job but the toy's, this one's and sweep_config's is upstream of this one, so
+        # its file exists by now (those three may be from an earlier run, or not there yet)
+        benchmarks_dir=BENCHMARKS,
     log:
-        R + "/logs/report.log",
+        f"{LOGS}/report.log",
+    benchmark:
+        f"{BENCHMARKS}/report.tsv"
     threads: 1
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/report.py"
 
@@ -90,9 +47,11 @@ rule report:
 rule sweep_config:
     """The grid this sweep ran with, kept beside its results."""
     output:
-        report(R + "/config.yaml", category="Sweep", caption="../report/config.rst"),
+        report(f"{R}/config.yaml", category="Sweep", caption="../report/config.rst"),
     log:
-        R + "/logs/sweep_config.log",
+        f"{LOGS}/sweep_config.log",
+    benchmark:
+        f"{BENCHMARKS}/sweep_config.tsv"
     run:
         import yaml
         from fsw.io import atomic_write

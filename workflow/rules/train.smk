@@ -1,17 +1,18 @@
 # Every model: the key sources (the owner's networks at the sweep's seeds) and the null
 # populations, each trained by its network option on its split of MNIST.
+TRAINED_MODEL = "{split}/{network}/s{seed}"  # one model: its split, network option and seed
 
 
 rule train:
     output:
-        model=MODELS + "/{split}/{network}/s{seed}/model.pt",
-        metrics=MODELS + "/{split}/{network}/s{seed}/metrics.json",
+        model=f"{MODELS}/{TRAINED_MODEL}/model.pt",
+        metrics=f"{MODELS}/{TRAINED_MODEL}/metrics.json",
     params:
         overrides=lambda wc: overrides("train") + [f"network={wc.network}", f"seed={wc.seed}", f"split={wc.split}"],
     log:
-        R + "/logs/train/{split}/{network}/s{seed}.log",
+        f"{LOGS}/train/{TRAINED_MODEL}.log",
     benchmark:
-        R + "/benchmarks/train/{split}/{network}/s{seed}.tsv"
+        f"{BENCHMARKS}/train/{TRAINED_MODEL}.tsv"
     # One thread per job, for every network: on 2 CPU cores two one-thread CNN trainings side by
     # side train ~1.35x the images per second of one two-thread training (measured).
     threads: 1
@@ -19,6 +20,8 @@ rule train:
     resources:
         mem_mb=2000,
         runtime=lambda wildcards: 60 if wildcards.network.startswith("cnn") else 20,
-        gpu=gpu_request,
+        gpu=TRAINING_GPUS,
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/train.py"
