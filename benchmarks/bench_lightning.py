@@ -37,10 +37,11 @@ from torch import nn
 from omegaconf import OmegaConf
 
 from fsw.classifier import OPTIMIZERS, Classifier
-from fsw.config import compose, make_trainer, training_precision
+from fsw.config import compose, training_precision
 from fsw.data import load_splits
 from fsw.io import write_json
 from fsw.networks import build_network
+from fsw.training import make_trainer
 
 OUT = Path(__file__).resolve().parent / "results" / "lightning.json"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import os
 from dataclasses import dataclass
 
@@ -12,8 +11,6 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
-
-log = logging.getLogger(__name__)
 
 # Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 when imported, so that asking whether CUDA is
 # available cannot initialise CUDA in a process that forks later. Every Adam step asks, and with the
@@ -151,12 +148,3 @@ class Classifier(pl.LightningModule):
             )
             return [optimizer], [scheduler]
         return optimizer
-
-
-class EpochProgress(pl.Callback):
-    """One log line per epoch with its metrics: progress that survives in a job's log file, where
-    Lightning's progress bar is switched off."""
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        metrics = " ".join(f"{name}={value:.4f}" for name, value in sorted(trainer.callback_metrics.items()))
-        log.info("epoch %d/%d %s", trainer.current_epoch + 1, trainer.max_epochs, metrics)

@@ -60,26 +60,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_trainer(cfg: DictConfig, **kwargs):
-    """A Lightning Trainer from the `trainer` config group; `kwargs` are set by the stage itself."""
-    from hydra.utils import instantiate
-
-    from fsw.classifier import EpochProgress
-
-    callbacks = [*kwargs.pop("callbacks", []), EpochProgress()]
-    return instantiate(cfg.trainer, callbacks=callbacks, **kwargs)
-
-
-def network_trainer(cfg: DictConfig, **kwargs):
-    """A Trainer that trains `cfg.network` with its group's epochs and precision."""
-    return make_trainer(
-        cfg,
-        max_epochs=int(cfg.network.epochs),
-        precision=training_precision(cfg.network.precision, cfg.trainer.accelerator),
-        **kwargs,
-    )
-
-
 # The precisions a network may train in (Lightning's names): bfloat16 autocast takes a CNN training
 # step to ~0.55x its float32 time on a CPU with AVX512-BF16 (benchmarks/bench_cnn.py); 16-mixed
 # needs a GPU.

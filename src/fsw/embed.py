@@ -12,11 +12,12 @@ from omegaconf import DictConfig
 
 from fsw.classifier import Classifier
 from fsw.inference import accuracy, test_accuracy, test_accuracy_meta
-from fsw.config import make_trainer, setup_run
+from fsw.config import setup_run
 from fsw.data import Split, batch_loader, load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, save_model, write_json
 from fsw.key import Key, load_key
+from fsw.training import make_trainer
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,6 @@ def embed(net: torch.nn.Module, key: Key, owner: Split, cfg: DictConfig) -> tupl
         max_epochs=int(cfg.embed.max_epochs),
         limit_train_batches=int(cfg.embed.batches_per_epoch),
         callbacks=[stitched],
-        num_sanity_val_steps=0,
     )
     x, y = stitching_data(owner, key, float(cfg.embed.key_fraction))
     trainer.fit(module, batch_loader(x, y, int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))

@@ -19,13 +19,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from fsw.classifier import Classifier
 from fsw.inference import accuracy, test_accuracy_meta
-from fsw.config import network_trainer, setup_run
+from fsw.config import setup_run
 from fsw.data import batch_loader, load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, save_model, write_json
 from fsw.adversarial import fgsm
 from fsw.networks import build_network
 from fsw.oracle.client import LocalOracle, Oracle, RemoteOracle
+from fsw.training import network_trainer
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from fsw.config import make_trainer, setup_run
+from fsw.config import setup_run
 from fsw.data import Split
 from fsw.errors import ConfigError
 from fsw.inference import accuracy
@@ -57,9 +57,10 @@ def mlp(hidden: int) -> nn.Module:
 def train(net: nn.Module, data: Split, cfg: DictConfig) -> nn.Module:
     """Plain training of the toy network with the project's Classifier and Trainer."""
     from fsw.classifier import Classifier  # Lightning: imported when used, as in the other stages
+    from fsw.training import make_trainer
 
     module = Classifier(net, cfg.figure1.optimizer, cfg.figure1.lr)
-    trainer = make_trainer(cfg, max_epochs=int(cfg.figure1.epochs), num_sanity_val_steps=0)
+    trainer = make_trainer(cfg, max_epochs=int(cfg.figure1.epochs))
     trainer.fit(module, data.loader(int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
     return module.net.cpu().eval()
 

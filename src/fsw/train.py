@@ -10,10 +10,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from fsw.classifier import Classifier
 from fsw.inference import INFERENCE_BATCH, accuracy, test_accuracy_meta
-from fsw.config import network_trainer, setup_run
+from fsw.config import setup_run
 from fsw.data import load_splits
 from fsw.io import save_model, write_json
 from fsw.networks import build_network
+from fsw.training import network_trainer
 
 log = logging.getLogger(__name__)
 
