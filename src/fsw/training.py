@@ -4,6 +4,7 @@ figure1): the `trainer` config group plus what the stage sets, and one progress 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import lightning.pytorch as pl
 from hydra.utils import instantiate
@@ -23,17 +24,20 @@ class EpochProgress(pl.Callback):
         log.info("epoch %d/%d %s", trainer.current_epoch + 1, trainer.max_epochs, metrics)
 
 
-def make_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
-    """A Lightning Trainer from the `trainer` config group; `kwargs` are set by the stage itself."""
-    callbacks = [*kwargs.pop("callbacks", []), EpochProgress()]
-    return instantiate(cfg.trainer, callbacks=callbacks, **kwargs)
+def make_trainer(cfg: DictConfig, *, max_epochs: int, precision: str | None = None,
+                 limit_train_batches: int | None = None, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
+    """A Lightning Trainer: the `trainer` config group, plus the arguments the stage sets from its
+    own config (fsw.validate.STAGE_TRAINER_ARGUMENTS, which refuses them in the trainer group); an
+    argument left None is the trainer group's or Lightning's."""
+    from_stage = {"max_epochs": max_epochs, "precision": precision, "limit_train_batches": limit_train_batches}
+    return instantiate(cfg.trainer, callbacks=[*callbacks, EpochProgress()],
+                       **{name: value for name, value in from_stage.items() if value is not None})
 
 
-def network_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
+def network_trainer(cfg: DictConfig) -> pl.Trainer:
     """A Trainer that trains `cfg.network` with its group's epochs and precision."""
     return make_trainer(
         cfg,
         max_epochs=int(cfg.network.epochs),
         precision=training_precision(cfg.network.precision, cfg.trainer.accelerator),
-        **kwargs,
     )
