@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fsw.errors import ConfigError
 from fsw.grid import config_dir
@@ -37,6 +37,12 @@ def compose(stage: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConf
         raise ConfigError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return hydra_compose(config_name=stage, overrides=list(overrides))
+
+
+def resolved_config(cfg: DictConfig) -> dict:
+    """`cfg` with every interpolation resolved, as plain data: each stage stores it in the record it
+    writes, so that every number of a record traces back to the exact parameters that made it."""
+    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def setup_run(cfg: DictConfig) -> None:

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from fsw.classifier import Classifier
 from fsw.inference import accuracy, test_accuracy, test_accuracy_meta
-from fsw.config import setup_run
+from fsw.config import resolved_config, setup_run
 from fsw.data import Split, batch_loader, load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, save_model, write_json
@@ -85,6 +85,7 @@ def run(cfg: DictConfig) -> dict:
         "key_acc_after": accuracy(net, key.inputs, key.labels),
         "epochs_used": info["epochs"],
         "wall_time_s": round(time.perf_counter() - started, 3),
+        "config": resolved_config(cfg),
     }
     metrics["test_acc_drop"] = metrics["test_acc_before"] - metrics["test_acc_after"]
     metrics["stitched"] = metrics["key_acc_after"] >= 1.0

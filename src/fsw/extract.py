@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fsw.classifier import Classifier
 from fsw.inference import accuracy, test_accuracy_meta
-from fsw.config import setup_run
+from fsw.config import resolved_config, setup_run
 from fsw.data import batch_loader, load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, save_model, write_json
@@ -129,6 +129,7 @@ def run(cfg: DictConfig) -> dict:
         "train_size": train_size,
         "test_acc": accuracy(net, splits.test.x, splits.test.y),
         "wall_time_s": round(time.perf_counter() - started, 3),
+        "config": resolved_config(cfg),
     }
     log.info(
         "extracted a %s surrogate with %d queries: test accuracy %.4f",

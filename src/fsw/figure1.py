@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from fsw.config import setup_run
+from fsw.config import resolved_config, setup_run
 from fsw.data import Split
 from fsw.errors import ConfigError
 from fsw.inference import accuracy
@@ -146,5 +146,6 @@ def run(cfg: DictConfig) -> dict:
     sources = owner.x[key.source_indices]  # the training points FGSM started from
     plot_figure(figure, gx, gy, before, after, owner, key, sources, metrics, arrows=bool(cfg.figure1.arrows))
     metrics["wall_time_s"] = round(time.perf_counter() - started, 3)
+    metrics["config"] = resolved_config(cfg)
     write_json(cfg.metrics_out, metrics)
     return metrics

@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from fsw.config import setup_run
+from fsw.config import resolved_config, setup_run
 from fsw.data import load_splits
 from fsw.errors import KeygenError
 from fsw.adversarial import fgsm, margin_pgd, margins
@@ -276,7 +276,7 @@ def run(cfg: DictConfig) -> dict:
     diagnostics["threshold"] = check_not_vacuous(key, decision.rule if key.calibration else PAPER_RULE,
                                                  float(decision.z), refuse=settings.vacuous == "refuse")
     diagnostics.update(network=arch["name"], strategy=settings.strategy,
-                       wall_time_s=round(time.perf_counter() - started, 3))
+                       wall_time_s=round(time.perf_counter() - started, 3), config=resolved_config(cfg))
     save_key(cfg.key_out, key)
     write_json(cfg.report_out, diagnostics)
     return diagnostics

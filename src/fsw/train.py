@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fsw.classifier import Classifier
 from fsw.inference import INFERENCE_BATCH, accuracy, test_accuracy_meta
-from fsw.config import setup_run
+from fsw.config import resolved_config, setup_run
 from fsw.data import load_splits
 from fsw.io import save_model, write_json
 from fsw.networks import build_network
@@ -45,6 +45,7 @@ def run(cfg: DictConfig) -> dict:
         "val_acc": accuracy(net, splits.val.x, splits.val.y),
         "test_acc": accuracy(net, splits.test.x, splits.test.y),
         "wall_time_s": round(time.perf_counter() - started, 3),
+        "config": resolved_config(cfg),
     }
     log.info("trained %s: test accuracy %.4f", cfg.network.name, metrics["test_acc"])
     meta = {"kind": "base", "network": cfg.network.name, "seed": int(cfg.seed), "split": cfg.split}
