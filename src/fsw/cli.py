@@ -1,31 +1,57 @@
-"""`fsw STAGE [hydra overrides...]`: the Hydra entry point of each stage."""
+"""`fsw STAGE [hydra overrides...]`: the Hydra entry point of each stage; `fsw STAGE -m ...` runs a
+multirun, one job per combination of the swept values."""
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import hydra
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
 from fsw.config import STAGES, config_dir
-from fsw.errors import FswError
+from fsw.errors import ConfigError, FswError
 
 def stage_run(stage: str):
     return importlib.import_module(STAGES[stage]).run
 
 
+def output_paths(cfg: DictConfig) -> list[str]:
+    """The files a stage's config says it writes: its *_out keys and verify's `out`."""
+    return [os.path.abspath(cfg[name]) for name in cfg
+            if (name.endswith("_out") or name == "out") and not OmegaConf.is_missing(cfg, name) and cfg[name]]
+
+
+def claim_outputs(cfg: DictConfig, claimed: dict[str, str]) -> None:
+    """Refuse a job of a multirun whose outputs an earlier job of it wrote: with the same paths,
+    `-m network=mlp,linear` would leave only the last job's model. `claimed` maps each path written
+    so far to its job (Hydra's basic launcher runs the jobs one after the other in this process)."""
+    hydra_cfg = HydraConfig.get()
+    this = f"job #{hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)})"
+    for path in output_paths(cfg):
+        if path in claimed:
+            raise ConfigError(f"{this} would overwrite {path}, written by {claimed[path]}: give each job of a "
+                              "multirun its own paths, e.g. model_out=out/${network.name}/model.pt")
+        claimed[path] = this
+
+
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in STAGES:
-        print(f"usage: fsw {{{','.join(STAGES)}}} [key=value ...]  (Hydra overrides; --help per stage)",
-              file=sys.stderr)
+        print(f"usage: fsw {{{','.join(STAGES)}}} [key=value ...]  (Hydra overrides; --help per stage; "
+              f"-m to sweep, e.g. network=mlp,linear)", file=sys.stderr)
         sys.exit(2)
     stage = sys.argv.pop(1)
     run = stage_run(stage)
+    claimed: dict[str, str] = {}
 
     @hydra.main(config_path=str(config_dir()), config_name=stage, version_base="1.3")
     def entry(cfg: DictConfig) -> None:
         try:
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                claim_outputs(cfg, claimed)
             run(cfg)
         except FswError as exc:
             print(f"fsw {stage}: error: {exc}", file=sys.stderr)
