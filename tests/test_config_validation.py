@@ -272,6 +272,7 @@ SET_BY_THE_STAGE = [
     ("train", "+trainer.precision=bf16-mixed", "network.precision"),
     ("embed", "+trainer.max_epochs=1", "embed.max_epochs"),
     ("embed", "trainer.limit_train_batches=5", "embed.batches_per_epoch"),
+    ("train", "+trainer.logger=true", "log_dir"),
 ]
 
 

@@ -46,7 +46,7 @@ def twice(tmp_path_factory):
 def comparable(record: dict) -> dict:
     """Measured durations (wall_time_s, query_time_s, ...) and, in the recorded config, the paths of
     the files (the two chains work in two folders) are the only fields allowed to differ."""
-    config = {k: v for k, v in record["config"].items() if not k.endswith(("_in", "_out")) and k != "out"}
+    config = {k: v for k, v in record["config"].items() if not k.endswith(("_in", "_out", "_dir")) and k != "out"}
     return {**{k: v for k, v in record.items() if not k.endswith("time_s")}, "config": config}
 
 

@@ -1,5 +1,6 @@
 """The Lightning Trainer of every stage that trains (train, embed, extract, the fine-tuning attacks,
-figure1): the `trainer` config group plus what the stage sets, and one progress line per epoch."""
+figure1): the `trainer` config group plus what the stage sets, one progress line per epoch, and
+where the stage has a `log_dir` (train, embed), the per-epoch metrics in its metrics.csv."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 
 import lightning.pytorch as pl
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig
 
 from fsw.config import training_precision
@@ -28,9 +30,15 @@ def make_trainer(cfg: DictConfig, *, max_epochs: int, precision: str | None = No
                  limit_train_batches: int | None = None, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
     """A Lightning Trainer: the `trainer` config group, plus the arguments the stage sets from its
     own config (fsw.validate.STAGE_TRAINER_ARGUMENTS, which refuses them in the trainer group); an
-    argument left None is the trainer group's or Lightning's."""
+    argument left None is the trainer group's or Lightning's. Where the stage has a `log_dir`, the
+    epoch's metrics go to its metrics.csv."""
+    logger = False
+    if cfg.get("log_dir"):
+        # Every log_metrics call (two per epoch: validation, then the training epoch's metrics)
+        # reaches the file at once, rather than every 100 steps: a killed job keeps its epochs.
+        logger = CSVLogger(cfg.log_dir, name="", version="", flush_logs_every_n_steps=1)
     from_stage = {"max_epochs": max_epochs, "precision": precision, "limit_train_batches": limit_train_batches}
-    return instantiate(cfg.trainer, callbacks=[*callbacks, EpochProgress()],
+    return instantiate(cfg.trainer, callbacks=[*callbacks, EpochProgress()], logger=logger,
                        **{name: value for name, value in from_stage.items() if value is not None})
 
 

@@ -146,6 +146,7 @@ RULES: dict[str, Rule] = {
     "key_out": PATH,
     "report_out": PATH,
     "metrics_out": PATH,
+    "log_dir": OPTIONAL_PATH,
     "out": PATH,
     "table_csv": PATH,
     "table_md": PATH,
@@ -266,6 +267,7 @@ STAGE_TRAINER_ARGUMENTS = {
     "precision": SetByStage(("network.precision",), everywhere=False),
     "limit_train_batches": SetByStage(("embed.batches_per_epoch",), everywhere=False),
     "callbacks": SetByStage(()),
+    "logger": SetByStage(("log_dir",)),
 }
 
 _ABSENT = object()
@@ -275,8 +277,10 @@ def _problem(path: str, value: Any, rule: Rule) -> str:
     return f"{path}={value!r} is invalid: it must be {rule.describe()}"
 
 
-def _set_by_stage_problem(argument: str, value: Any, keys: Iterable[str]) -> str:
-    source = f"from {' or '.join(keys)}; set that instead" if keys else "itself"
+def _set_by_stage_problem(argument: str, value: Any, keys: Iterable[str], present: bool) -> str:
+    source = " or ".join(keys)
+    source = (f"from {source}; set that instead" if present else
+              f"itself (from {source}, in the stages that have it)" if source else "itself")
     return (f"trainer.{argument}={value!r} is refused: fsw sets the Trainer's {argument} {source} "
             f"(the trainer group holds only what no stage decides)")
 
@@ -289,7 +293,7 @@ def _stage_trainer_problems(cfg: DictConfig) -> list[str]:
             continue
         present = [key for key in setting.keys if OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT]
         if present or setting.everywhere:
-            found.append(_set_by_stage_problem(argument, value, present or setting.keys))
+            found.append(_set_by_stage_problem(argument, value, present or setting.keys, bool(present)))
     return found
 
 
@@ -354,7 +358,7 @@ def check_overrides(overrides: Iterable[str], where: str = "overrides") -> list[
         setting = STAGE_TRAINER_ARGUMENTS.get(argument) if override.key_or_group.startswith("trainer.") else None
         # Without the stage's composed config, only what every training stage sets can be refused here.
         if setting is not None and setting.everywhere and value is not None:
-            found.append(f"{where}: " + _set_by_stage_problem(argument, value, setting.keys))
+            found.append(f"{where}: " + _set_by_stage_problem(argument, value, setting.keys, present=True))
     return found
 
 

@@ -7,6 +7,8 @@ rule embed:
         metrics=MARKED_DIR + "/metrics.json",
     params:
         overrides=lambda wc: overrides("embed") + [f"seed={wc.seed}"],
+        # Not an output: the per-epoch metrics, beside the job's log.
+        log_dir=R + "/logs/embed/" + KEY,
     log:
         R + "/logs/embed/" + KEY + ".log",
     benchmark:

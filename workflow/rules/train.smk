@@ -8,6 +8,8 @@ rule train:
         metrics=MODELS + "/{split}/{network}/s{seed}/metrics.json",
     params:
         overrides=lambda wc: overrides("train") + [f"network={wc.network}", f"seed={wc.seed}", f"split={wc.split}"],
+        # Not an output: the per-epoch metrics, beside the job's log.
+        log_dir=R + "/logs/train/{split}/{network}/s{seed}",
     log:
         R + "/logs/train/{split}/{network}/s{seed}.log",
     benchmark:
