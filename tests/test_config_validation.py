@@ -273,6 +273,7 @@ SET_BY_THE_STAGE = [
     ("embed", "+trainer.max_epochs=1", "embed.max_epochs"),
     ("embed", "trainer.limit_train_batches=5", "embed.batches_per_epoch"),
     ("train", "+trainer.logger=true", "log_dir"),
+    ("embed", "+trainer.enable_checkpointing=true", "checkpoint_dir"),
 ]
 
 

@@ -17,7 +17,7 @@ from fsw.data import Split, batch_loader, load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, save_model, write_json
 from fsw.key import Key, load_key
-from fsw.training import make_trainer
+from fsw.training import fit, make_trainer
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,18 @@ class StopWhenStitched(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.key_acc = accuracy(module.net, self.key.inputs, self.key.labels)
         module.log("key/acc", self.key_acc, prog_bar=True)
+        if self.key_acc >= 1.0:
+            trainer.should_stop = True
+
+    # Kept in the checkpoint: resumed from the epoch that stitched the key, the training stops
+    # there as the uninterrupted one did, rather than fine-tuning one epoch more.
+    def state_dict(self) -> dict:
+        return {"key_acc": self.key_acc}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.key_acc = state_dict["key_acc"]
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if self.key_acc >= 1.0:
             trainer.should_stop = True
 
@@ -58,7 +70,7 @@ def embed(net: torch.nn.Module, key: Key, owner: Split, cfg: DictConfig) -> tupl
         callbacks=[stitched],
     )
     x, y = stitching_data(owner, key, float(cfg.embed.key_fraction))
-    trainer.fit(module, batch_loader(x, y, int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
+    fit(trainer, module, batch_loader(x, y, int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
     return module.net.cpu().eval(), {"epochs": int(trainer.current_epoch)}
 
 

@@ -26,7 +26,7 @@ from fsw.io import load_model, save_model, write_json
 from fsw.adversarial import fgsm
 from fsw.networks import build_network
 from fsw.oracle.client import LocalOracle, Oracle, RemoteOracle
-from fsw.training import network_trainer
+from fsw.training import fit, network_trainer
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def train_surrogate(
     validation, as the attacker holds no labelled data of its own."""
     module = Classifier.for_network(net, cfg.network)
     trainer = network_trainer(cfg)
-    trainer.fit(module, batch_loader(x, y, int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
+    fit(trainer, module, batch_loader(x, y, int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
     return module.net.cpu().eval()
 
 

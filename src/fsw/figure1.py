@@ -57,11 +57,11 @@ def mlp(hidden: int) -> nn.Module:
 def train(net: nn.Module, data: Split, cfg: DictConfig) -> nn.Module:
     """Plain training of the toy network with the project's Classifier and Trainer."""
     from fsw.classifier import Classifier  # Lightning: imported when used, as in the other stages
-    from fsw.training import make_trainer
+    from fsw.training import fit, make_trainer
 
     module = Classifier(net, cfg.figure1.optimizer, cfg.figure1.lr)
     trainer = make_trainer(cfg, max_epochs=int(cfg.figure1.epochs))
-    trainer.fit(module, data.loader(int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
+    fit(trainer, module, data.loader(int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
     return module.net.cpu().eval()
 
 

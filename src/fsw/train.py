@@ -14,7 +14,7 @@ from fsw.config import resolved_config, setup_run
 from fsw.data import load_splits
 from fsw.io import save_model, write_json
 from fsw.networks import build_network
-from fsw.training import network_trainer
+from fsw.training import fit, network_trainer
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +28,7 @@ def run(cfg: DictConfig) -> dict:
     module = Classifier.for_network(net, cfg.network)
     trainer = network_trainer(cfg)
     data = getattr(splits, cfg.split)
-    trainer.fit(
-        module,
-        data.loader(cfg.batch_size, shuffle=True, seed=cfg.seed),
-        splits.val.loader(INFERENCE_BATCH),
-    )
+    fit(trainer, module, data.loader(cfg.batch_size, shuffle=True, seed=cfg.seed), splits.val.loader(INFERENCE_BATCH))
     net = module.net.cpu().eval()
     metrics = {
         "network": cfg.network.name,

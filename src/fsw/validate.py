@@ -147,6 +147,7 @@ RULES: dict[str, Rule] = {
     "report_out": PATH,
     "metrics_out": PATH,
     "log_dir": OPTIONAL_PATH,
+    "checkpoint_dir": OPTIONAL_PATH,
     "out": PATH,
     "table_csv": PATH,
     "table_md": PATH,
@@ -268,6 +269,7 @@ STAGE_TRAINER_ARGUMENTS = {
     "limit_train_batches": SetByStage(("embed.batches_per_epoch",), everywhere=False),
     "callbacks": SetByStage(()),
     "logger": SetByStage(("log_dir",)),
+    "enable_checkpointing": SetByStage(("checkpoint_dir",)),
 }
 
 _ABSENT = object()
@@ -278,9 +280,14 @@ def _problem(path: str, value: Any, rule: Rule) -> str:
 
 
 def _set_by_stage_problem(argument: str, value: Any, keys: Iterable[str], present: bool) -> str:
-    source = " or ".join(keys)
-    source = (f"from {source}; set that instead" if present else
-              f"itself (from {source}, in the stages that have it)" if source else "itself")
+    """The message for a trainer key that fsw sets from `keys`, which the stage has if `present`."""
+    named = " or ".join(keys)
+    if present:
+        source = f"from {named}; set that instead"
+    elif named:
+        source = f"itself (from {named}, in the stages that have it)"
+    else:
+        source = "itself"
     return (f"trainer.{argument}={value!r} is refused: fsw sets the Trainer's {argument} {source} "
             f"(the trainer group holds only what no stage decides)")
 
@@ -298,7 +305,8 @@ def _stage_trainer_problems(cfg: DictConfig) -> list[str]:
 
 
 def problems(cfg: DictConfig | Mapping) -> list[str]:
-    """Every rule the config breaks, one message each, in the order of RULES."""
+    """Every rule the config breaks, one message each, in the order of RULES, then every trainer key
+    that the stage sets itself (STAGE_TRAINER_ARGUMENTS)."""
     if not isinstance(cfg, DictConfig):
         cfg = OmegaConf.create(dict(cfg))
     found = []

@@ -7,8 +7,10 @@ rule embed:
         metrics=MARKED_DIR + "/metrics.json",
     params:
         overrides=lambda wc: overrides("embed") + [f"seed={wc.seed}"],
-        # Not an output: the per-epoch metrics, beside the job's log.
+        # Not outputs: the per-epoch metrics beside the job's log, and the checkpoint a killed job
+        # resumes from, which Snakemake therefore leaves in place when the job fails.
         log_dir=R + "/logs/embed/" + KEY,
+        checkpoint_dir=R + "/checkpoints/embed/" + KEY,
     log:
         R + "/logs/embed/" + KEY + ".log",
     benchmark:

@@ -29,11 +29,11 @@ def finetune(
     net.requires_grad_(False)
     trained.requires_grad_(True)
     from fsw.classifier import Classifier  # Lightning (~5 s to import): only the attacks that train
-    from fsw.training import make_trainer
+    from fsw.training import fit, make_trainer
 
     module = Classifier(net, cfg.attack.optimizer, float(cfg.attack.lr))
     trainer = make_trainer(cfg, max_epochs=int(level))
-    trainer.fit(module, data.loader(int(cfg.attack.batch_size), shuffle=True, seed=int(cfg.seed)))
+    fit(trainer, module, data.loader(int(cfg.attack.batch_size), shuffle=True, seed=int(cfg.seed)))
     return module.net.cpu().eval(), {
         "epochs": int(trainer.current_epoch),
         "attacker_images": len(data),
