@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fsw.io import read_json
 from tests.conftest import TINY_DATA
 
@@ -32,9 +34,12 @@ def test_a_multirun_runs_every_job_with_its_own_outputs_and_no_run_folders(tmp_p
     assert single.returncode == 0 and (tmp_path / "one" / "model.pt").is_file(), single.stderr[-3000:]
 
 
-def test_a_multirun_whose_jobs_would_overwrite_each_others_outputs_is_refused(tmp_path):
-    done = fsw(tmp_path, "train", "-m", "network=linear,mlp_small", *QUICK,
-               "model_out=model.pt", "metrics_out=metrics.json")
+@pytest.mark.parametrize("shared", ["model_out=model.pt", "log_dir=logs"])
+def test_a_multirun_whose_jobs_would_overwrite_each_others_outputs_is_refused(tmp_path, shared):
+    own = ["model_out=out/${network.name}/model.pt", "log_dir=out/${network.name}/logs"]
+    done = fsw(tmp_path, "train", "-m", "network=linear,mlp_small", *QUICK, "metrics_out=out/${network.name}/m.json",
+               *[path for path in own if path.split("=")[0] != shared.split("=")[0]], shared)
     assert done.returncode == 1
-    assert f"would overwrite {tmp_path / 'model.pt'}, written by job #0 (network=linear" in done.stderr, done.stderr[-3000:]
-    assert read_json(tmp_path / "metrics.json")["network"] == "linear"  # the first job's, left alone
+    written = tmp_path / shared.split("=")[1]
+    assert f"would overwrite {written}, written by job #0 (network=linear" in done.stderr, done.stderr[-3000:]
+    assert not (tmp_path / "out" / "mlp_small").exists()  # refused before it wrote anything

@@ -20,9 +20,12 @@ def stage_run(stage: str):
 
 
 def output_paths(cfg: DictConfig) -> list[str]:
-    """The files a stage's config says it writes: its *_out keys and verify's `out`."""
+    """Where a stage's config says it writes: its *_out keys, verify's `out`, and the training
+    stages' `log_dir`, whose metrics.csv the next job's logger would delete. (A shared
+    checkpoint_dir is safe: each job's checkpoint has a folder of its own there.)"""
     return [os.path.abspath(cfg[name]) for name in cfg
-            if (name.endswith("_out") or name == "out") and not OmegaConf.is_missing(cfg, name) and cfg[name]]
+            if (name.endswith("_out") or name in ("out", "log_dir"))
+            and not OmegaConf.is_missing(cfg, name) and cfg[name]]
 
 
 def claim_outputs(cfg: DictConfig, claimed: dict[str, str]) -> None:
