@@ -37,10 +37,14 @@ from record import record  # the sibling module: a script's folder is on sys.pat
 from torch import nn
 
 from fsw.classifier import OPTIMIZERS, Classifier
-from fsw.config import make_trainer, training_precision
+from fsw.config import training_precision
 from fsw.data import load_splits
 from fsw.networks import build_network
 from fsw.stages import compose
+from fsw.training import make_trainer
+
+# Training epochs alone, on the CPU, as the plain loop runs them.
+EPOCH_ONLY = ["trainer.limit_val_batches=0", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
 
 
 def plain_epoch(net, loader, optimizer_name: str, lr: float, batches: int, precision: str) -> float:
@@ -70,8 +74,7 @@ def lightning_epoch(cfg, net, loader, batches: int, precision: str) -> tuple[flo
     """The epoch's seconds, and those of the whole fit call around it."""
     module = Classifier(net, cfg.network.optimizer, cfg.network.lr)
     timer = EpochTimer()
-    trainer = make_trainer(cfg, max_epochs=1, limit_train_batches=batches, limit_val_batches=0,
-                           enable_progress_bar=False, accelerator="cpu", precision=precision, callbacks=[timer])
+    trainer = make_trainer(cfg, max_epochs=1, limit_train_batches=batches, precision=precision, callbacks=[timer])
     started = time.perf_counter()
     trainer.fit(module, loader)
     return timer.seconds, time.perf_counter() - started
@@ -97,7 +100,7 @@ def lightning_step_cost_ms(repeats: int) -> float:
     """Lightning's own cost per training step (hooks, closure, data fetcher), whatever the network:
     both loops train one linear layer, whose step costs next to nothing, so the difference of their
     fastest epochs is that cost alone, where on the real networks run-to-run noise is larger than it."""
-    cfg = compose("train", ["network=mlp"])
+    cfg = compose("train", ["network=mlp", *EPOCH_ONLY])
     owner = load_splits(cfg.data).owner
     batches = -(-len(owner) // cfg.batch_size)
     plain, lightning, _ = alternating_epochs(cfg, lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 10)),
@@ -132,7 +135,7 @@ def main() -> None:
     print(json.dumps({"lightning_step_cost_ms": step_cost}))
     rows = []
     for name in args.networks:
-        cfg = compose("train", [f"network={name}"])
+        cfg = compose("train", [f"network={name}", *EPOCH_ONLY])
         owner = load_splits(cfg.data).owner
         batches = limits.get(name) or -(-len(owner) // cfg.batch_size)
         arch = OmegaConf.to_container(cfg.network.arch, resolve=True)

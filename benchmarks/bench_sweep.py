@@ -38,7 +38,7 @@ BATCH = 128
 JOB_START = """
 import time; started = time.perf_counter()
 import fsw.train
-from fsw.config import compose
+from fsw.stages import compose
 from fsw.data import load_splits
 load_splits(compose("train", ["network=cnn"]).data)
 print(time.perf_counter() - started)

@@ -10,12 +10,12 @@ from fsw import attack as attack_stage
 from fsw.attack import ATTACKS, check_attack
 from fsw.attack.stage import apply_attack
 from fsw.classifier import Classifier
-from fsw.config import make_trainer
 from fsw.data import Split, load_splits
 from fsw.errors import ConfigError
 from fsw.io import load_model, read_json, save_model
 from fsw.networks import build_network
 from fsw.stages import config_dir
+from fsw.training import make_trainer
 from tests.conftest import tiny
 
 # The levels each attack is tested at; every registered attack needs an entry.
@@ -58,7 +58,7 @@ def briefly_trained(arch: dict, owner: Split, epochs: int) -> tuple[torch.nn.Mod
     """A small network of `arch` trained just enough for the attacker to find FGSM adversaries."""
     pl.seed_everything(0, verbose=False)
     module = Classifier(build_network(arch), "adam", 1e-3)
-    trainer = make_trainer(attack_cfg("none"), max_epochs=epochs, num_sanity_val_steps=0)
+    trainer = make_trainer(attack_cfg("none"), max_epochs=epochs)
     trainer.fit(module, owner.loader(64, shuffle=True))
     return module.net.eval(), arch
 

@@ -213,6 +213,13 @@ def test_extraction_and_remote_eps_must_be_among_the_sweeps():
     assert "extraction.eps [0.3]" in str(info.value) and "remote.eps [0.5]" in str(info.value)
 
 
+def test_a_sweep_override_of_what_every_training_stage_sets_is_refused():
+    config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    config["overrides"]["train"] = [*config["overrides"]["train"], "+trainer.max_epochs=1"]
+    with pytest.raises(ConfigError, match=r"overrides.train: trainer.max_epochs=1 is refused: .*network.epochs"):
+        check_sweep(config)
+
+
 def test_bad_sweep_override_fails_in_snakemake(tmp_path):
     configfile = tmp_path / "bad.yaml"
     configfile.write_text(yaml.safe_dump({"overrides": {"train": ["network.epochs=0"]}}))
@@ -309,6 +316,37 @@ def test_bad_stage_value_fails_at_once_naming_the_key(tmp_path, monkeypatch, sta
     message = str(info.value)
     assert f"{key}=" in message and "is invalid" in message, message
     assert not any(tmp_path.iterdir()), "the stage wrote something"
+
+
+# (stage, a trainer override, the key of the stage's config that sets that Trainer argument)
+SET_BY_THE_STAGE = [
+    ("train", "+trainer.max_epochs=1", "network.epochs"),
+    ("train", "+trainer.precision=bf16-mixed", "network.precision"),
+    ("embed", "+trainer.max_epochs=1", "embed.max_epochs"),
+    ("embed", "trainer.limit_train_batches=5", "embed.batches_per_epoch"),
+    ("train", "+trainer.logger=true", "log_dir"),
+    ("embed", "+trainer.enable_checkpointing=true", "checkpoint_dir"),
+]
+
+
+@pytest.mark.parametrize("stage,override,key", SET_BY_THE_STAGE, ids=[f"{s}:{o}" for s, o, _ in SET_BY_THE_STAGE])
+def test_a_trainer_key_the_stage_sets_is_refused_naming_the_key_to_set(tmp_path, monkeypatch, stage, override, key):
+    module = stage_module(stage)
+    no_work(monkeypatch, module)
+    cfg = tiny(stage, *[p.format(tmp=tmp_path) for p in PATHS[stage]], override)
+    with pytest.raises(ConfigError) as info:
+        module.run(cfg)
+    argument = override.lstrip("+").split("=")[0]
+    assert f"{argument}=" in str(info.value) and f"from {key}; set that instead" in str(info.value), str(info.value)
+
+
+def test_every_argument_a_stage_gives_the_trainer_is_refused_in_the_trainer_group():
+    import inspect
+
+    from fsw.training import make_trainer
+    from fsw.validate import STAGE_TRAINER_ARGUMENTS
+
+    assert set(inspect.signature(make_trainer).parameters) - {"cfg"} <= set(STAGE_TRAINER_ARGUMENTS)
 
 
 @pytest.mark.parametrize("stage", PATHS)

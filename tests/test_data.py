@@ -106,14 +106,40 @@ def test_batch_loader_gives_the_item_by_item_loaders_batches(shuffle):
     from fsw.data import batch_loader
 
     x, y = torch.rand(70, 1, 28, 28), torch.randint(0, 10, (70,))
-    ours = list(batch_loader(x, y, 16, shuffle=shuffle, seed=3))
-    generator = torch.Generator().manual_seed(3) if shuffle else None
-    reference = list(DataLoader(TensorDataset(x, y), batch_size=16, shuffle=shuffle, generator=generator))
+    loader = batch_loader(x, y, 16, shuffle=shuffle, seed=3)
+    order = torch.cat([torch.as_tensor(batch) for batch in loader.sampler]).tolist()
+    assert sorted(order) == list(range(70)) and (order != list(range(70))) is shuffle
+    reference = list(DataLoader(TensorDataset(x, y), batch_size=16, sampler=order))
+    ours = list(loader)
     assert len(ours) == len(reference) == 5  # the last batch is the 6 left over
     for (xb, yb), (xr, yr) in zip(ours, reference):
         assert torch.equal(xb, xr) and torch.equal(yb, yr)
     if shuffle:  # another seed, another order
         assert not torch.equal(next(iter(batch_loader(x, y, 16, True, seed=4)))[1], ours[0][1])
+
+
+def test_an_epochs_shuffled_batches_depend_on_the_seed_and_the_epoch_alone():
+    """What a resumed training needs: a fresh loader set to epoch e gives epoch e's batches."""
+    import torch
+
+    from fsw.data import batch_loader
+
+    x, y = torch.rand(50, 1, 28, 28), torch.arange(50)
+
+    def labels_of_epoch(loader, epoch: int) -> list[list[int]]:
+        loader.sampler.set_epoch(epoch)  # as Lightning does before each epoch
+        return [yb.tolist() for _, yb in loader]
+
+    running = batch_loader(x, y, 8, shuffle=True, seed=3)
+    epochs = [labels_of_epoch(running, epoch) for epoch in range(3)]
+    assert epochs[0] != epochs[1] != epochs[2]
+    assert labels_of_epoch(batch_loader(x, y, 8, shuffle=True, seed=3), 2) == epochs[2]
+    assert labels_of_epoch(batch_loader(x, y, 8, shuffle=True, seed=4), 2) != epochs[2]
+    # A resumed Lightning training starts iterating before it sets the epoch.
+    resumed = batch_loader(x, y, 8, shuffle=True, seed=3)
+    batches = iter(resumed)
+    resumed.sampler.set_epoch(2)
+    assert [yb.tolist() for _, yb in batches] == epochs[2]
 
 
 def test_mnist_is_read_once_per_folder_and_reread_when_a_file_changes(data_root, tmp_path):

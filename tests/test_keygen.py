@@ -1,10 +1,10 @@
 import pytest
 import torch
 
+from fsw.adversarial import fgsm
 from fsw.errors import KeyFileError, KeygenError
 from fsw.io import load_model
 from fsw.key import load_key, save_key
-from fsw.adversarial import fgsm
 from fsw.keygen import find_candidates, generate_key
 from fsw.networks import build_network
 
@@ -42,8 +42,8 @@ def test_true_and_false_adversaries(trained_mlp, data_root):
 
 
 def test_key_composition_and_labels(trained_mlp, mlp_key, data_root):
-    from fsw.inference import predict
     from fsw.data import load_mnist
+    from fsw.inference import predict
 
     key = load_key(mlp_key)
     net, _, _ = load_model(trained_mlp)
@@ -138,8 +138,8 @@ def test_key_ships_its_calibration(mlp_key, reference_models):
 def test_a_calibration_from_another_key_is_refused(mlp_key, tmp_path):
     import dataclasses
 
-    from fsw.key import Calibration, Key, key_payload
     from fsw.io import torch_save
+    from fsw.key import Calibration, Key, key_payload
 
     key = load_key(mlp_key)
     other = dataclasses.replace(key.calibration, key_hash="f" * 64)

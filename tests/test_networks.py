@@ -20,7 +20,7 @@ def test_output_shape(arch):
 
 
 def test_paper_sizes():
-    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    count = lambda net: sum(p.numel() for p in net.parameters())
     # Parameter counts of the Keras examples the paper used.
     assert count(build_network({"name": "mlp"})) == 669_706
     assert count(build_network({"name": "cnn"})) == 1_199_882

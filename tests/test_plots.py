@@ -7,9 +7,9 @@ from fsw import report
 from fsw.figures import marked as figures
 from fsw.figures import ownership
 from fsw.figures.style import FORMATS
+from fsw.report import attacks as report_attacks
 from fsw.stats.rules import annotate
 from fsw.stats.simulate import simulate_records
-from fsw.report import attacks as report_attacks
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,25 @@ def test_train_metrics(trained_mlp):
     assert metrics["test_acc"] > 0.8
 
 
+def test_every_record_carries_the_resolved_config_that_made_it(trained_mlp, mlp_key, marked_mlp, tmp_path):
+    from fsw import extract
+    from fsw.attack import stage as attack
+
+    train = read_json(trained_mlp.parent / "metrics.json")["config"]
+    assert train["network"]["epochs"] == 5 and train["model_out"] == str(trained_mlp)
+    assert train["batch_size"] == 128  # ${network.batch_size}, resolved
+    assert read_json(mlp_key.parent / "keygen.json")["config"]["keygen"]["size"] == 20
+    assert read_json(marked_mlp.parent / "metrics.json")["config"]["embed"]["batches_per_epoch"] == 10
+    verify.run(tiny("verify", f"model_in={marked_mlp}", f"key_in={mlp_key}", f"out={tmp_path}/v.json", "decision.z=0.01"))
+    assert read_json(tmp_path / "v.json")["config"]["decision"]["z"] == 0.01
+    attack.run(tiny("attack", f"model_in={marked_mlp}", f"model_out={tmp_path}/a.pt", f"metrics_out={tmp_path}/a.json",
+                    "attack=prune_global", "attack.level=0.5"))
+    assert read_json(tmp_path / "a.json")["config"]["attack"]["level"] == 0.5
+    extract.run(tiny("extract", f"victim_in={marked_mlp}", "network=linear", "network.epochs=1", "budget=200",
+                     f"model_out={tmp_path}/s.pt", f"metrics_out={tmp_path}/s.json", "trainer.enable_progress_bar=false"))
+    assert read_json(tmp_path / "s.json")["config"]["budget"] == 200
+
+
 def test_keygen_diagnostics(mlp_key):
     diagnostics = read_json(mlp_key.parent / "keygen.json")
     assert diagnostics["true_adversaries_found"] >= 10 and diagnostics["false_adversaries_found"] >= 10

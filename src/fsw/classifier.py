@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import os
 from dataclasses import dataclass
 
@@ -12,8 +11,6 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
-
-log = logging.getLogger(__name__)
 
 # Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 when imported, so that asking whether CUDA is
 # available cannot initialise CUDA in a process that forks later. Every Adam step asks, and with the
@@ -86,7 +83,7 @@ class Classifier(pl.LightningModule):
         self.augment = augment or Augment()
 
     @classmethod
-    def for_network(cls, net: nn.Module, group: DictConfig) -> "Classifier":
+    def for_network(cls, net: nn.Module, group: DictConfig) -> Classifier:
         """The module that trains `net` with a `network` config group's optimizer, rate, schedule and clipping."""
         augment = group.get("augment")
         return cls(net, group.optimizer, group.lr, group.one_cycle, group.gradient_clip_val,
@@ -118,9 +115,11 @@ class Classifier(pl.LightningModule):
             self.lr_schedulers().step()
         # The epoch's mean loss, logged once at its last batch (before the epoch-end callbacks read
         # it): self.log in every step costs ~0.75 ms (measured), a tenth of an MLP step on the CPU.
+        # As an epoch metric, it reaches the loggers once per epoch, beside val/acc.
         self._loss_sum += loss.detach()
         if batch_idx + 1 == self.trainer.num_training_batches:
-            self.log("train/loss", self._loss_sum / (batch_idx + 1), prog_bar=True)
+            self.log("train/loss", self._loss_sum / (batch_idx + 1), prog_bar=True,
+                     on_step=False, on_epoch=True)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         # Lightning calls this hook after a float16 loss scaler has unscaled the gradients, so the
@@ -151,12 +150,3 @@ class Classifier(pl.LightningModule):
             )
             return [optimizer], [scheduler]
         return optimizer
-
-
-class EpochProgress(pl.Callback):
-    """One log line per epoch with its metrics: progress that survives in a job's log file, where
-    Lightning's progress bar is switched off."""
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        metrics = " ".join(f"{name}={value:.4f}" for name, value in sorted(trainer.callback_metrics.items()))
-        log.info("epoch %d/%d %s", trainer.current_epoch + 1, trainer.max_epochs, metrics)

@@ -9,9 +9,15 @@ import random
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
+
+
+def resolved_config(cfg: DictConfig) -> dict:
+    """`cfg` with every interpolation resolved, as plain data: each stage stores it in the record it
+    writes, so that every number of a record traces back to the exact parameters that made it."""
+    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def setup_run(cfg: DictConfig) -> None:
@@ -33,26 +39,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def make_trainer(cfg: DictConfig, **kwargs):
-    """A Lightning Trainer from the `trainer` config group; `kwargs` are set by the stage itself."""
-    from hydra.utils import instantiate
-
-    from fsw.classifier import EpochProgress
-
-    callbacks = [*kwargs.pop("callbacks", []), EpochProgress()]
-    return instantiate(cfg.trainer, callbacks=callbacks, **kwargs)
-
-
-def network_trainer(cfg: DictConfig, **kwargs):
-    """A Trainer that trains `cfg.network` with its group's epochs and precision."""
-    return make_trainer(
-        cfg,
-        max_epochs=int(cfg.network.epochs),
-        precision=training_precision(cfg.network.precision, cfg.trainer.accelerator),
-        **kwargs,
-    )
 
 
 # The precisions a network may train in (Lightning's names): bfloat16 autocast takes a CNN training

@@ -11,12 +11,13 @@ import torch
 from omegaconf import DictConfig
 
 from fsw.classifier import Classifier
-from fsw.inference import accuracy, test_accuracy, test_accuracy_meta
-from fsw.config import make_trainer, setup_run
+from fsw.config import resolved_config, setup_run
 from fsw.data import Split, batch_loader, load_splits
 from fsw.errors import ConfigError
+from fsw.inference import accuracy, test_accuracy, test_accuracy_meta
 from fsw.io import json_text, load_model, model_bytes, write_together
 from fsw.key import Key, load_key
+from fsw.training import fit, make_trainer
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,18 @@ class StopWhenStitched(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.key_acc = accuracy(module.net, self.key.inputs, self.key.labels)
         module.log("key/acc", self.key_acc, prog_bar=True)
+        if self.key_acc >= 1.0:
+            trainer.should_stop = True
+
+    # Kept in the checkpoint: resumed from the epoch that stitched the key, the training stops
+    # there as the uninterrupted one did, rather than fine-tuning one epoch more.
+    def state_dict(self) -> dict:
+        return {"key_acc": self.key_acc}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.key_acc = state_dict["key_acc"]
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if self.key_acc >= 1.0:
             trainer.should_stop = True
 
@@ -55,10 +68,9 @@ def embed(net: torch.nn.Module, key: Key, owner: Split, cfg: DictConfig) -> tupl
         max_epochs=int(cfg.embed.max_epochs),
         limit_train_batches=int(cfg.embed.batches_per_epoch),
         callbacks=[stitched],
-        num_sanity_val_steps=0,
     )
     x, y = stitching_data(owner, key, float(cfg.embed.key_fraction))
-    trainer.fit(module, batch_loader(x, y, int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
+    fit(trainer, module, batch_loader(x, y, int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
     return module.net.cpu().eval(), {"epochs": int(trainer.current_epoch)}
 
 
@@ -85,6 +97,7 @@ def run(cfg: DictConfig) -> dict:
         "key_acc_after": accuracy(net, key.inputs, key.labels),
         "epochs_used": info["epochs"],
         "wall_time_s": round(time.perf_counter() - started, 3),
+        "config": resolved_config(cfg),
     }
     metrics["test_acc_drop"] = metrics["test_acc_before"] - metrics["test_acc_after"]
     metrics["stitched"] = metrics["key_acc_after"] >= 1.0

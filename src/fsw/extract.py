@@ -17,15 +17,16 @@ from collections.abc import Iterator
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from fsw.adversarial import fgsm
 from fsw.classifier import Classifier
-from fsw.inference import accuracy, test_accuracy_meta
-from fsw.config import network_trainer, setup_run
+from fsw.config import resolved_config, setup_run
 from fsw.data import batch_loader, load_splits
 from fsw.errors import ConfigError
+from fsw.inference import accuracy, test_accuracy_meta
 from fsw.io import json_text, load_model, model_bytes, write_together
-from fsw.adversarial import fgsm
 from fsw.networks import build_network
 from fsw.oracle.client import LocalOracle, Oracle, RemoteOracle
+from fsw.training import fit, network_trainer
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def train_surrogate(
     validation, as the attacker holds no labelled data of its own."""
     module = Classifier.for_network(net, cfg.network)
     trainer = network_trainer(cfg)
-    trainer.fit(module, batch_loader(x, y, int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
+    fit(trainer, module, batch_loader(x, y, int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
     return module.net.cpu().eval()
 
 
@@ -128,6 +129,7 @@ def run(cfg: DictConfig) -> dict:
         "train_size": train_size,
         "test_acc": accuracy(net, splits.test.x, splits.test.y),
         "wall_time_s": round(time.perf_counter() - started, 3),
+        "config": resolved_config(cfg),
     }
     log.info(
         "extracted a %s surrogate with %d queries: test accuracy %.4f",

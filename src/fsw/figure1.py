@@ -20,11 +20,11 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from fsw.config import make_trainer, setup_run
+from fsw.config import resolved_config, setup_run
 from fsw.data import Split
 from fsw.errors import ConfigError
-from fsw.inference import accuracy
 from fsw.figures.figure1 import plot_figure
+from fsw.inference import accuracy
 from fsw.io import write_json
 
 log = logging.getLogger(__name__)
@@ -57,10 +57,11 @@ def mlp(hidden: int) -> nn.Module:
 def train(net: nn.Module, data: Split, cfg: DictConfig) -> nn.Module:
     """Plain training of the toy network with the project's Classifier and Trainer."""
     from fsw.classifier import Classifier  # Lightning: imported when used, as in the other stages
+    from fsw.training import fit, make_trainer
 
     module = Classifier(net, cfg.figure1.optimizer, cfg.figure1.lr)
-    trainer = make_trainer(cfg, max_epochs=int(cfg.figure1.epochs), num_sanity_val_steps=0)
-    trainer.fit(module, data.loader(int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
+    trainer = make_trainer(cfg, max_epochs=int(cfg.figure1.epochs))
+    fit(trainer, module, data.loader(int(cfg.batch_size), shuffle=True, seed=int(cfg.seed)))
     return module.net.cpu().eval()
 
 
@@ -145,5 +146,6 @@ def run(cfg: DictConfig) -> dict:
     sources = owner.x[key.source_indices]  # the training points FGSM started from
     plot_figure(figure, gx, gy, before, after, owner, key, sources, metrics, arrows=bool(cfg.figure1.arrows))
     metrics["wall_time_s"] = round(time.perf_counter() - started, 3)
+    metrics["config"] = resolved_config(cfg)
     write_json(cfg.metrics_out, metrics)
     return metrics

@@ -11,10 +11,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from fsw.config import setup_run
+from fsw.adversarial import fgsm, margin_pgd, margins
+from fsw.config import resolved_config, setup_run
 from fsw.data import load_splits
 from fsw.errors import KeygenError
-from fsw.adversarial import fgsm, margin_pgd, margins
 from fsw.inference import INFERENCE_BATCH, predict
 from fsw.io import json_text, load_model, provenance, write_together
 from fsw.key import Calibration, Key, key_bytes
@@ -279,6 +279,6 @@ def run(cfg: DictConfig) -> dict:
     diagnostics["threshold"] = check_not_vacuous(key, decision.rule if key.calibration else PAPER_RULE,
                                                  float(decision.z), refuse=settings.vacuous == "refuse")
     diagnostics.update(network=arch["name"], strategy=settings.strategy,
-                       wall_time_s=round(time.perf_counter() - started, 3))
+                       wall_time_s=round(time.perf_counter() - started, 3), config=resolved_config(cfg))
     write_together({cfg.key_out: key_bytes(key), cfg.report_out: json_text(diagnostics)})
     return diagnostics

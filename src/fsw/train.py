@@ -9,11 +9,12 @@ import time
 from omegaconf import DictConfig, OmegaConf
 
 from fsw.classifier import Classifier
-from fsw.inference import INFERENCE_BATCH, accuracy, test_accuracy_meta
-from fsw.config import network_trainer, setup_run
+from fsw.config import resolved_config, setup_run
 from fsw.data import load_splits
+from fsw.inference import INFERENCE_BATCH, accuracy, test_accuracy_meta
 from fsw.io import json_text, model_bytes, write_together
 from fsw.networks import build_network
+from fsw.training import fit, network_trainer
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +28,7 @@ def run(cfg: DictConfig) -> dict:
     module = Classifier.for_network(net, cfg.network)
     trainer = network_trainer(cfg)
     data = getattr(splits, cfg.split)
-    trainer.fit(
-        module,
-        data.loader(cfg.batch_size, shuffle=True, seed=cfg.seed),
-        splits.val.loader(INFERENCE_BATCH),
-    )
+    fit(trainer, module, data.loader(cfg.batch_size, shuffle=True, seed=cfg.seed), splits.val.loader(INFERENCE_BATCH))
     net = module.net.cpu().eval()
     metrics = {
         "network": cfg.network.name,
@@ -44,6 +41,7 @@ def run(cfg: DictConfig) -> dict:
         "val_acc": accuracy(net, splits.val.x, splits.val.y),
         "test_acc": accuracy(net, splits.test.x, splits.test.y),
         "wall_time_s": round(time.perf_counter() - started, 3),
+        "config": resolved_config(cfg),
     }
     log.info("trained %s: test accuracy %.4f", cfg.network.name, metrics["test_acc"])
     meta = {"kind": "base", "network": cfg.network.name, "seed": int(cfg.seed), "split": cfg.split}

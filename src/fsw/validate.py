@@ -151,6 +151,8 @@ RULES: dict[str, Rule] = {
     "key_out": PATH,
     "report_out": PATH,
     "metrics_out": PATH,
+    "log_dir": OPTIONAL_PATH,
+    "checkpoint_dir": OPTIONAL_PATH,
     "out": PATH,
     "table_csv": PATH,
     "table_md": PATH,
@@ -259,6 +261,31 @@ ARCH_RULES: dict[str, Rule] = {path.removeprefix("network.arch."): rule for path
 # Keys whose value must be a list of paths, and whether it may be empty.
 PATH_LISTS = {"records": False, "selection_in": True, "calibration_in": True}
 
+
+@dataclass(frozen=True)
+class SetByStage:
+    """A Trainer argument that fsw sets from the stage's own config `keys`: in every stage that
+    trains, or (`everywhere` false) only in the stages that have one of `keys`."""
+
+    keys: tuple[str, ...]
+    everywhere: bool = True
+
+
+# The Trainer arguments fsw.training.make_trainer takes from the stage rather than from the
+# `trainer` group. Each value has one key: when a trainer key and the stage's own could both set it,
+# one was dropped without a word (`+trainer.max_epochs=1` trained for network.epochs epochs), so the
+# trainer group holds only what no stage decides and a trainer key among these is refused, naming
+# the key to set instead. `trainer.limit_train_batches` stays the trainer group's where no stage
+# decides it (train, extract, the attacks); `trainer.precision` likewise outside train and extract.
+STAGE_TRAINER_ARGUMENTS = {
+    "max_epochs": SetByStage(("network.epochs", "embed.max_epochs", "attack.level", "figure1.epochs")),
+    "precision": SetByStage(("network.precision",), everywhere=False),
+    "limit_train_batches": SetByStage(("embed.batches_per_epoch",), everywhere=False),
+    "callbacks": SetByStage(()),
+    "logger": SetByStage(("log_dir",)),
+    "enable_checkpointing": SetByStage(("checkpoint_dir",)),
+}
+
 _ABSENT = object()
 
 
@@ -266,8 +293,34 @@ def _problem(path: str, value: Any, rule: Rule) -> str:
     return f"{path}={value!r} is invalid: it must be {rule.describe()}"
 
 
+def _set_by_stage_problem(argument: str, value: Any, keys: Iterable[str], present: bool) -> str:
+    """The message for a trainer key that fsw sets from `keys`, which the stage has if `present`."""
+    named = " or ".join(keys)
+    if present:
+        source = f"from {named}; set that instead"
+    elif named:
+        source = f"itself (from {named}, in the stages that have it)"
+    else:
+        source = "itself"
+    return (f"trainer.{argument}={value!r} is refused: fsw sets the Trainer's {argument} {source} "
+            f"(the trainer group holds only what no stage decides)")
+
+
+def _stage_trainer_problems(cfg: DictConfig) -> list[str]:
+    found = []
+    for argument, setting in STAGE_TRAINER_ARGUMENTS.items():
+        value = OmegaConf.select(cfg, f"trainer.{argument}", default=None)
+        if value is None:  # the group's "not set", e.g. limit_train_batches: null
+            continue
+        present = [key for key in setting.keys if OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT]
+        if present or setting.everywhere:
+            found.append(_set_by_stage_problem(argument, value, present or setting.keys, bool(present)))
+    return found
+
+
 def problems(cfg: DictConfig | Mapping) -> list[str]:
-    """Every rule the config breaks, one message each, in the order of RULES."""
+    """Every rule the config breaks, one message each, in the order of RULES, then every trainer key
+    that the stage sets itself (STAGE_TRAINER_ARGUMENTS)."""
     if not isinstance(cfg, DictConfig):
         cfg = OmegaConf.create(dict(cfg))
     found = []
@@ -295,7 +348,7 @@ def problems(cfg: DictConfig | Mapping) -> list[str]:
         if not isinstance(value, ListConfig) or (len(value) == 0 and not may_be_empty) \
                 or not all(PATH.accepts(v) for v in value):
             found.append(f"{path}={value!r} is invalid: it must be a {'' if may_be_empty else 'non-empty '}list of paths")
-    return found
+    return found + _stage_trainer_problems(cfg)
 
 
 def record_problems(record: Mapping, rules: Mapping[str, Rule], prefix: str, closed: bool = False) -> list[str]:
@@ -338,6 +391,11 @@ def check_overrides(overrides: Iterable[str], where: str = "overrides") -> list[
         value = override.value()
         if rule is not None and not rule.accepts(value):
             found.append(f"{where}: " + _problem(override.key_or_group, value, rule))
+        argument = override.key_or_group.removeprefix("trainer.")
+        setting = STAGE_TRAINER_ARGUMENTS.get(argument) if override.key_or_group.startswith("trainer.") else None
+        # Without the stage's composed config, only what every training stage sets can be refused here.
+        if setting is not None and setting.everywhere and value is not None:
+            found.append(f"{where}: " + _set_by_stage_problem(argument, value, setting.keys, present=True))
     return found
 
 

@@ -14,10 +14,10 @@ import time
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fsw.inference import test_accuracy
-from fsw.config import setup_run
+from fsw.config import resolved_config, setup_run
 from fsw.data import load_splits
 from fsw.errors import ConfigError
+from fsw.inference import test_accuracy
 from fsw.io import load_model, provenance, write_json
 from fsw.key import Key, load_key
 from fsw.oracle.client import LocalOracle, Oracle, RemoteOracle
@@ -113,6 +113,7 @@ def run(cfg: DictConfig) -> dict:
         "test_acc": None if net is None else test_accuracy(net, meta, test.x, test.y),
         **outcome,
         "wall_time_s": round(time.perf_counter() - started, 3),
+        "config": resolved_config(cfg),
         **provenance(),
     }
     decision, paper = outcome["decision"], outcome[PAPER_RULE]

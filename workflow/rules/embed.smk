@@ -7,6 +7,10 @@ rule embed:
         metrics=f"{MARKED_DIR}/metrics.json",
     params:
         overrides=lambda wc: overrides("embed") + [f"seed={wc.seed}"],
+        # Not outputs: the per-epoch metrics beside the job's log, and the checkpoint a killed job
+        # resumes from, which Snakemake therefore leaves in place when the job fails.
+        log_dir=R + "/logs/embed/" + KEY,
+        checkpoint_dir=R + "/checkpoints/embed/" + KEY,
     log:
         f"{LOGS}/embed/{KEY}.log",
     benchmark:

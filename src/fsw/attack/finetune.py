@@ -12,8 +12,8 @@ from __future__ import annotations
 from omegaconf import DictConfig
 from torch import nn
 
-from fsw.config import make_trainer
 from fsw.data import Split
+
 
 def finetune(
     net: nn.Module,
@@ -30,10 +30,11 @@ def finetune(
     net.requires_grad_(False)
     trained.requires_grad_(True)
     from fsw.classifier import Classifier  # Lightning (~5 s to import): only the attacks that train
+    from fsw.training import fit, make_trainer
 
     module = Classifier(net, cfg.attack.optimizer, float(cfg.attack.lr))
-    trainer = make_trainer(cfg, max_epochs=int(level), num_sanity_val_steps=0)
-    trainer.fit(module, data.loader(int(cfg.attack.batch_size), shuffle=True, seed=int(cfg.seed)))
+    trainer = make_trainer(cfg, max_epochs=int(level))
+    fit(trainer, module, data.loader(int(cfg.attack.batch_size), shuffle=True, seed=int(cfg.seed)))
     return module.net.cpu().eval(), {
         "epochs": int(trainer.current_epoch),
         "attacker_images": len(data),

@@ -10,8 +10,8 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from fsw.inference import accuracy
 from fsw.data import Split
+from fsw.inference import accuracy
 from fsw.keygen import generate_key
 
 

@@ -9,6 +9,7 @@ from torch.nn.utils import prune
 from fsw.data import Split
 from fsw.networks import weight_parameters
 
+
 def prune_weights(
     net: nn.Module, level: float, cfg: DictConfig, data: Split, *, global_threshold: bool
 ) -> tuple[nn.Module, dict]:

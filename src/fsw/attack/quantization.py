@@ -20,7 +20,6 @@ from fsw.data import Split
 from fsw.networks import weight_parameters
 
 
-
 def uniform_per_channel(weight: torch.Tensor, bits: int) -> torch.Tensor:
     steps = 2 ** (bits - 1) - 1
     # An all-zero row keeps a tiny scale instead of dividing by zero.

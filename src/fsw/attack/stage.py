@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from fsw.attack import check_attack
-from fsw.config import seed_everything, setup_run
+from fsw.config import resolved_config, seed_everything, setup_run
 from fsw.data import Split, load_splits
 from fsw.inference import accuracy, test_accuracy, test_accuracy_meta
 from fsw.io import json_text, load_model, model_bytes, write_together
@@ -66,6 +66,7 @@ def run(cfg: DictConfig) -> dict:
         **measured,
         "attack_time_s": round(attack_time, 3),
         "wall_time_s": round(time.perf_counter() - started, 3),
+        "config": resolved_config(cfg),
     }
     metrics["test_acc_drop"] = metrics["test_acc_before"] - metrics["test_acc_after"]
     log.info(

@@ -13,9 +13,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from fsw.figures.style import eps_label, eps_palette, facets, figure_legend, save, themed
 from fsw.stats.decision import PAPER_RULE
 from fsw.stats.rules import HELDOUT, MARKED, SOURCE
-from fsw.figures.style import eps_label, eps_palette, facets, figure_legend, save, themed
 
 LINESTYLES = ("-", "--", "-.", ":")  # one per key size
 THRESHOLD_STYLES = ("--", "-.", (0, (5, 1, 1, 1, 1, 1)))  # the paper's boundary, one per key size

@@ -32,12 +32,27 @@ from omegaconf import DictConfig
 from fsw.figures import marked as figures
 from fsw.figures.ownership import write_figures
 from fsw.io import atomic_write
-from fsw.report.attacks import extraction_table, extraction_verdict, level_axis, mark_lost_table, pruning_table, robustness_table
+from fsw.report.attacks import (
+    extraction_table,
+    extraction_verdict,
+    level_axis,
+    mark_lost_table,
+    pruning_table,
+    robustness_table,
+)
 from fsw.report.paper import PAPER_MAX_DROP_POINTS, paper_vs_fsw
 from fsw.report.sweep import benchmark_jobs, machine_table, runtime_table
 from fsw.report.tables import (
-    embedding_table, flat_records, keygen_table, load_json_table, load_records, remote_vs_local, summary, summary_markdown,
-    training_table, write_table,
+    embedding_table,
+    flat_records,
+    keygen_table,
+    load_json_table,
+    load_records,
+    remote_vs_local,
+    summary,
+    summary_markdown,
+    training_table,
+    write_table,
 )
 from fsw.stats.decision import PAPER_RULE
 from fsw.stats.tables import write_tables

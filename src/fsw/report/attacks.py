@@ -14,9 +14,9 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from fsw.attack import ATTACKS
 from fsw.stats.decision import PAPER_RULE
 from fsw.stats.rules import HELDOUT
-from fsw.attack import ATTACKS
 
 KEY_ID = ["network", "seed", "eps", "key_size", "strategy", "key_hash"]  # one key; key_hash tells keys of one setting apart
 UNATTACKED = "unattacked"  # the level label of the marked model itself in attack tables and figures

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fsw.report.attacks import ATTACK_FAMILIES, NO, UNDETERMINED, YES, judged
+from fsw.report.tables import summary
 from fsw.stats.decision import PAPER_RULE
 from fsw.stats.rules import HELDOUT
 from fsw.stats.tests import binomial_threshold, clopper_pearson
-from fsw.report.attacks import ATTACK_FAMILIES, NO, UNDETERMINED, YES, judged
-from fsw.report.tables import summary
 
 PAPER_MAX_DROP_POINTS = 0.5  # test accuracy lost by embedding on MNIST, in percentage points
 PAPER_KEY_SIZE, PAPER_Z, PAPER_THETA = 100, 0.05, 42

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from fsw.io import atomic_write, read_json
 from fsw.stats.decision import PAPER_RULE
 from fsw.stats.tables import to_markdown
-from fsw.io import atomic_write, read_json
 
 
 def load_records(paths) -> pd.DataFrame:
-    """Every verification record, as verify wrote it (the decisions as dicts)."""
-    records = pd.DataFrame([read_json(path) for path in paths])
+    """Every verification record, as verify wrote it (the decisions as dicts), without the config
+    that made it: that stays in the record's file, the tables hold the outcomes."""
+    records = pd.DataFrame([read_json(path) for path in paths]).drop(columns="config", errors="ignore")
     if records.empty:
         raise ValueError("no verification records to report")
     return records.sort_values(["network", "eps", "key_size", "strategy", "population"]).reset_index(drop=True)

@@ -14,7 +14,15 @@ from scipy.stats import binomtest
 
 from fsw.io import atomic_write
 from fsw.stats.rules import (
-    ATTACKED, CALIBRATION, EXTRACTED, HELDOUT, MARKED, SETTING, annotate, rule_names, true_adv_items,
+    ATTACKED,
+    CALIBRATION,
+    EXTRACTED,
+    HELDOUT,
+    MARKED,
+    SETTING,
+    annotate,
+    rule_names,
+    true_adv_items,
 )
 from fsw.stats.tests import attained_size, binomial_threshold, clopper_pearson
 
