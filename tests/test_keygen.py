@@ -7,6 +7,7 @@ from fsw.io import load_model
 from fsw.key import load_key, save_key
 from fsw.keygen import find_candidates, generate_key
 from fsw.networks import build_network
+from tests.conftest import tiny
 
 
 def tiny_net():
@@ -170,3 +171,24 @@ def test_a_vacuous_key_is_refused(trained_mlp, reference_models, marked_mlp, tmp
     assert not (tmp_path / "k.pt").exists() and not (tmp_path / "k.json").exists()
     keygen.run(tiny("keygen", *overrides, "keygen.vacuous=warn"))  # kept on request, with threshold 0
     assert __import__("json").loads((tmp_path / "k.json").read_text())["threshold"] == 0
+
+
+def test_a_source_too_robust_for_half_true_adversaries_gets_false_ones_in_their_place(trained_mlp, reference_models):
+    """At a tiny eps the source flips on few of the scanned images: false adversaries fill in for
+    the missing true ones; with none at all there is no key."""
+    from fsw.data import load_splits
+    from fsw.inference import predict
+    from fsw.keygen import transfer_key
+
+    source, _, _ = load_model(trained_mlp)
+    references = [load_model(path)[0] for path in reference_models[0::2]]
+    owner = load_splits(tiny("keygen", "model_in=x", "key_out=x", "report_out=x").data).owner
+    key, found = transfer_key(source, references, owner, size=40, eps=0.005, seed=0, scan_size=200, pool_size=20,
+                              steps=10, kappa=2.0)
+    assert 0 < found["true_adversaries_found"] < 20  # the premise: fewer than half the key
+    assert found["true_adversaries_used"] == found["true_adversaries_found"] == int(key.is_true_adversary.sum())
+    assert found["false_adversaries_used"] == 40 - found["true_adversaries_used"] and len(key) == 40
+    assert torch.equal(predict(source, key.inputs) != key.labels, key.is_true_adversary)
+    with pytest.raises(KeygenError, match="at least one true"):
+        transfer_key(source, references, owner, size=40, eps=1e-6, seed=0, scan_size=200, pool_size=20, steps=2,
+                     kappa=2.0)

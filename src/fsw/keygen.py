@@ -145,7 +145,9 @@ def transfer_key(
        while the source keeps its answer; kept where it does. Both keep their original labels, as in
        the paper, so that the marked model answers all of them with the key's label.
     3. Of each kind, the size/2 items the fewest references answer with the key's label (ties at
-       random). The pool doubles until both kinds have size/2 candidates or the scan is used up.
+       random). The pool doubles until both kinds have size/2 candidates, the scan is used up, or a
+       doubling adds under a quarter more true adversaries; then false adversaries fill in for
+       missing true ones.
 
     The references only select; the calibration that decides must come from other models.
     """
@@ -166,6 +168,7 @@ def transfer_key(
     order = order[: int(correct.sum())]
     half = size // 2
     pool = min(pool_size, len(order))
+    previous_true = None
     log.info("scanned %d images against %d reference models; %d the source gets right, attacked nearest first",
              len(scanned), len(references), len(order))
     while True:
@@ -176,34 +179,47 @@ def transfer_key(
         is_true, is_false = predict(net, x_true) != ys, predict(net, x_false) == ys
         log.info("pool %d: %d true and %d false adversaries (%d of each needed)", pool, int(is_true.sum()),
                  int(is_false.sum()), half)
-        if (is_true.sum() >= half and is_false.sum() >= half) or pool >= len(order):
+        found = int(is_true.sum())
+        # Images further from the references' frontiers rarely flip a robust source within a small
+        # eps: once doubling the pool adds under a quarter more true adversaries, stop searching.
+        stalled = previous_true is not None and found < max(1.25 * previous_true, previous_true + 1)
+        if (found >= half and is_false.sum() >= half) or pool >= len(order) or stalled:
             break
+        previous_true = found
         pool = min(2 * pool, len(order))
     diagnostics = {"pool_size": pool, "scanned": len(scanned), "correct": pool,
                    "true_adversaries_found": int(is_true.sum()), "false_adversaries_found": int(is_false.sum()),
                    "eps": eps, "key_size": size}
-    if is_true.sum() < half or is_false.sum() < half:
+    # The decision is calibrated item by item, so the key need not be half true adversaries as the
+    # paper's is: where the source is too robust at eps for size/2 of them, false ones fill the rest.
+    n_true = min(int(is_true.sum()), half)
+    n_false = size - n_true
+    if n_true == 0 or is_false.sum() < n_false:
         raise KeygenError(
             f"not enough adversaries for a transfer key of {size} at eps={eps}: {pool} images near the "
             f"references' frontiers gave {int(is_true.sum())} true and {int(is_false.sum())} false "
-            f"adversaries, {half} of each are needed; try another eps, a smaller key or a larger "
-            f"keygen.transfer.scan_size")
+            f"adversaries (at least one true and {size} in all are needed); try another eps, a smaller "
+            f"key or a larger keygen.transfer.scan_size")
+    if n_true < half:
+        log.warning("only %d true adversaries at eps=%g (the source is robust there): the key holds %d true "
+                    "and %d false adversaries", n_true, eps, n_true, n_false)
+    diagnostics.update(true_adversaries_used=n_true, false_adversaries_used=n_false)
 
     def agreement(inputs: torch.Tensor) -> torch.Tensor:
         return torch.stack([predict(r, inputs) == ys for r in references]).float().mean(0)
 
-    def least_agreed(mask: torch.Tensor, agree: torch.Tensor) -> torch.Tensor:
+    def least_agreed(mask: torch.Tensor, agree: torch.Tensor, count: int) -> torch.Tensor:
         where = mask.nonzero().squeeze(1)
         where = where[torch.randperm(len(where), generator=generator)]
-        return where[torch.argsort(agree[where], stable=True)][:half]
+        return where[torch.argsort(agree[where], stable=True)][:count]
 
     agree_true, agree_false = agreement(x_true), agreement(x_false)
-    pick_true, pick_false = least_agreed(is_true, agree_true), least_agreed(is_false, agree_false)
+    pick_true, pick_false = least_agreed(is_true, agree_true, n_true), least_agreed(is_false, agree_false, n_false)
     diagnostics["reference_agreement_true"] = float(agree_true[pick_true].mean())
     diagnostics["reference_agreement_false"] = float(agree_false[pick_false].mean())
     inputs = torch.cat([x_true[pick_true], x_false[pick_false]])
     labels = torch.cat([ys[pick_true], ys[pick_false]])
-    flags = torch.cat([torch.ones(half, dtype=torch.bool), torch.zeros(half, dtype=torch.bool)])
+    flags = torch.cat([torch.ones(n_true, dtype=torch.bool), torch.zeros(n_false, dtype=torch.bool)])
     sources = torch.cat([data.index[scanned[chosen[pick_true]]], data.index[scanned[chosen[pick_false]]]])
     shuffle = torch.randperm(size, generator=generator)  # true and false not in blocks
     key = Key(inputs=inputs[shuffle].contiguous(), labels=labels[shuffle].contiguous(),
