@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="a finished sweep's results folder")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20, help="CNN training steps per repeat")
+    parser.add_argument("--note", default="", help="how the sweep ran, when not alone on an idle machine")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -133,7 +134,7 @@ def main() -> None:
         "job_start_s": round(start, 2),
     }
     if args.results:
-        result["sweep"] = sweep_costs(args.results, start)
+        result["sweep"] = {**sweep_costs(args.results, start), "note": args.note}
     path = record("sweep", result)
     print(f"{result} -> {path}")
 

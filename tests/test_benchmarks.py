@@ -2,6 +2,7 @@
 
 import argparse
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_lightning.p
 
 @pytest.fixture(scope="module")
 def bench_lightning():
+    sys.path.insert(0, str(SCRIPT.parent))  # as when run as a script: its sibling modules import
     spec = importlib.util.spec_from_file_location("bench_lightning", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

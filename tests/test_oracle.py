@@ -344,17 +344,19 @@ def test_both_ends_of_a_connection_send_small_writes_at_once(client):
             assert end.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), end
 
 
-def _nan_model(path: Path) -> Path:
+def _overflowing_model(path: Path) -> Path:
+    """Finite weights (the loader takes them) whose products overflow to infinite logits."""
     arch = {"name": "mlp", "hidden": 16, "dropout": 0.0}
     net = build_network(arch)
     with torch.no_grad():
-        net.classifier.bias.fill_(float("nan"))
+        for parameter in net.parameters():
+            parameter.fill_(3e38)
     return save_model(path, net, arch, {})
 
 
 def test_server_refuses_to_start_on_a_model_it_could_not_answer_with(tmp_path, marked_mlp, monkeypatch):
     with pytest.raises(ModelFileError, match="not finite"):
-        create_app(_nan_model(tmp_path / "nan.pt"))
+        create_app(_overflowing_model(tmp_path / "overflow.pt"))
 
     def broken(*args):
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")

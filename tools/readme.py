@@ -37,7 +37,7 @@ def table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
 
 
 def rate_text(row) -> str:
-    return f"{row.detected}/{row.n} = {row.rate:.0%} [{row.ci_low:.0%}, {row.ci_high:.0%}]"
+    return f"{row.detected}/{row.n} = {row.rate:.1%} [{row.ci_low:.1%}, {row.ci_high:.1%}]"
 
 
 def headline(results: Path) -> pd.DataFrame:
@@ -224,7 +224,7 @@ def speed_summary(folder: Path) -> pd.DataFrame:
                      "measured": sweep.get("date", ""), "sweep_wall_min": run.get("wall_min"),
                      "cnn_epoch_s": epoch.get("measured_s"), "flop_bound_s": epoch.get("flop_bound_s"),
                      "epoch_over_bound": epoch.get("ratio"), "job_start_share": run.get("fixed_cost_share"),
-                     "http_p50_ms": http.get("predict_one_image", {}).get("p50_ms")})
+                     "http_p50_ms": http.get("predict_one_image", {}).get("p50_ms"), "note": run.get("note", "")})
     return pd.DataFrame(rows)
 
 
@@ -253,7 +253,7 @@ def cpu_benchmarks(measured: dict) -> list[str]:
             run = sweep["sweep"]
             lines += ["", (f"The sweep of `{run['results']}`: {run['wall_min']} minutes of wall time, {run['jobs']} "
                            f"benchmarked jobs, {run['job_min']} job-minutes, of which job starts are at most "
-                           f"{run['fixed_cost_share']:.1%}."), "",
+                           f"{run['fixed_cost_share']:.1%}." + (f" {run['note']}" if run.get("note") else "")), "",
                       pd.DataFrame({"rule": list(run["jobs_by_rule"]), "jobs": list(run["jobs_by_rule"].values()),
                                     "job_minutes": [run["job_min_by_rule"][r] for r in run["jobs_by_rule"]]})
                       .to_markdown(index=False)]

@@ -64,6 +64,7 @@ ATTACKED_DIR = f"{R}/attack/{KEY}/{{attack}}/{{level}}"
 EXTRACTED_DIR = f"{R}/extract/{KEY}/extract_{{surrogate}}{{augment}}/{{budget}}"
 LOGS = f"{R}/logs"
 BENCHMARKS = f"{R}/benchmarks"
+CHECKPOINTS = f"{R}/checkpoints"
 
 
 wildcard_constraints:

@@ -9,8 +9,8 @@ rule embed:
         overrides=lambda wc: overrides("embed") + [f"seed={wc.seed}"],
         # Not outputs: the per-epoch metrics beside the job's log, and the checkpoint a killed job
         # resumes from, which Snakemake therefore leaves in place when the job fails.
-        log_dir=R + "/logs/embed/" + KEY,
-        checkpoint_dir=R + "/checkpoints/embed/" + KEY,
+        log_dir=f"{LOGS}/embed/{KEY}",
+        checkpoint_dir=f"{CHECKPOINTS}/embed/{KEY}",
     log:
         f"{LOGS}/embed/{KEY}.log",
     benchmark:

@@ -11,8 +11,8 @@ rule train:
         overrides=lambda wc: overrides("train") + [f"network={wc.network}", f"seed={wc.seed}", f"split={wc.split}"],
         # Not outputs: the per-epoch metrics beside the job's log, and the checkpoint a killed job
         # resumes from, which Snakemake therefore leaves in place when the job fails.
-        log_dir=R + "/logs/train/{split}/{network}/s{seed}",
-        checkpoint_dir=R + "/checkpoints/train/{split}/{network}/s{seed}",
+        log_dir=f"{LOGS}/train/{TRAINED_MODEL}",
+        checkpoint_dir=f"{CHECKPOINTS}/train/{TRAINED_MODEL}",
     log:
         f"{LOGS}/train/{TRAINED_MODEL}.log",
     benchmark:
