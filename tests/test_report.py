@@ -269,6 +269,10 @@ def test_run_writes_every_category(tmp_path):
                      "ownership/key_errors.png", "paper/paper_vs_fsw.md", "sweep/runtime.csv",
                      "sweep/machine.csv"):
         assert expected in written, expected
+    tables = {path for path in written if path.endswith(".csv")}
+    assert {path.replace(".csv", ".html") for path in tables} <= written  # every table also for the HTML report
+    assert "does not survive extraction" in (results / "report" / "extraction" / "extraction.html").read_text()
+    assert (results / "tables" / "verification.html").exists()
     assert "embedding/accuracy_drop.png" not in written  # no embed metrics given
     runtime = pd.read_csv(results / "report" / "sweep" / "runtime.csv")
     assert runtime.to_dict("records") == [

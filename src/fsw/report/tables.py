@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from fsw.stats.decision import PAPER_RULE
-from fsw.stats.tables import to_markdown
+from fsw.stats.tables import to_markdown, write_csv_and_html
 from fsw.io import atomic_write, read_json
 
 
@@ -109,13 +109,12 @@ def summary_markdown(table: pd.DataFrame) -> str:
 
 
 def write_table(table: pd.DataFrame, directory: str | Path, name: str, note: str = "") -> list[Path]:
-    """directory/name.csv and name.md (`note` as a paragraph above the Markdown table), atomically.
-    The Markdown shows key hashes by their first 12 characters, as the logs do."""
+    """directory/name.csv, name.html and name.md (`note` as a paragraph above the HTML and Markdown
+    tables), atomically."""
     directory = Path(directory)
-    shown = table.assign(key_hash=table.key_hash.str[:12]) if "key_hash" in table and len(table) else table
-    text = (note + "\n\n" if note else "") + to_markdown(shown, digits=4)
-    return [atomic_write(directory / f"{name}.csv", lambda tmp: table.to_csv(tmp, index=False)),
-            atomic_write(directory / f"{name}.md", lambda tmp: Path(tmp).write_text(text))]
+    text = (note + "\n\n" if note else "") + to_markdown(table, digits=4)
+    return (write_csv_and_html(table, directory / f"{name}.csv", digits=4, note=note)
+            + [atomic_write(directory / f"{name}.md", lambda tmp: Path(tmp).write_text(text))])
 
 
 def training_table(train_metrics: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
