@@ -311,6 +311,9 @@ def test_html_table_is_a_self_contained_page_for_readers():
     # numbers right-aligned: rate, n and the empty float column, not the text or the boolean
     assert all(f"td:nth-child({i})" in page for i in (3, 4, 6))
     assert not any(f"td:nth-child({i})" in page for i in (1, 2, 5))
+    claims = tables.to_html(pd.DataFrame({"claim": ["a sentence long enough to be worth wrapping in a cell"],
+                                          "verdict": ["agrees"]}), "paper_vs_fsw")
+    assert "td:nth-child(1) { white-space: normal" in claims and "td:nth-child(2) { white-space" not in claims
 
 
 @pytest.mark.parametrize("k,n", [(0, 7), (1, 7), (3, 20), (19, 20), (20, 20), (412, 1000)])

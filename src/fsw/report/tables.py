@@ -21,9 +21,18 @@ def load_records(paths) -> pd.DataFrame:
     return records.sort_values(["network", "eps", "key_size", "strategy", "population"]).reset_index(drop=True)
 
 
+# verification.csv's first columns, in the order a reader looks for them: which key, which suspect,
+# what it answered; then the decisions, and last the answers and where the record came from.
+FLAT_LEADING = ["network", "seed", "eps", "key_size", "strategy", "key_hash", "population", "model_kind",
+                "suspect_split", "suspect_network", "suspect_seed", "attack", "level", "test_acc", "key_errors",
+                "key_errors_true_adv", "key_errors_false_adv"]
+FLAT_TRAILING = ["answers", "fsw_version", "git_commit"]
+
+
 def flat_records(records: pd.DataFrame) -> pd.DataFrame:
-    """One flat row per record, for verification.csv: the decision as decision_*, the paper's rule
-    as paper_*, every key-shipped rule as <rule>_marked / <rule>_p_value; the answers as one string."""
+    """One flat row per record, for verification.csv (FLAT_LEADING first): the decision as
+    decision_*, the paper's rule as paper_*, every key-shipped rule as <rule>_marked /
+    <rule>_p_value; the answers as one string."""
     flat = records.drop(columns=["decision", PAPER_RULE, "rules", "answers"], errors="ignore").copy()
     for column, prefix in (("decision", "decision"), (PAPER_RULE, "paper")):
         for field in ("rule", "marked", "p_value", "threshold", "calibration_hash"):
@@ -35,7 +44,9 @@ def flat_records(records: pd.DataFrame) -> pd.DataFrame:
             flat[f"{rule}_{field}"] = records.rules.map(lambda d, r=rule, f=field: d.get(r, {}).get(f))
     if "answers" in records:
         flat["answers"] = records.answers.map(lambda a: "".join(map(str, a)) if isinstance(a, list) else "")
-    return flat
+    leading = [column for column in FLAT_LEADING if column in flat]
+    trailing = [column for column in FLAT_TRAILING if column in flat]
+    return flat[leading + [column for column in flat if column not in leading + trailing] + trailing]
 
 
 def load_json_table(paths: Iterable) -> pd.DataFrame:

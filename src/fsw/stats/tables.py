@@ -196,6 +196,9 @@ tbody tr:hover { background: #fef9c3; }
 """
 
 
+PROSE_CHARS = 40  # a text cell longer than this, with spaces, is prose: wrapped
+
+
 def html_page(title: str, body: str, style: str = "") -> str:
     """A self-contained HTML page (style inline, no script) titled `title` around `body` (HTML)."""
     title = html.escape(title)
@@ -208,12 +211,16 @@ def to_html(table: pd.DataFrame, title: str, digits: int = 3, note: str = "") ->
     `snakemake --report` shows an HTML result inline where it offers a CSV only as a download."""
     numeric = [i for i, column in enumerate(table.columns, start=1)
                if pd.api.types.is_numeric_dtype(table[column]) and not pd.api.types.is_bool_dtype(table[column])]
-    right = "".join(f"td:nth-child({i}), th:nth-child({i}) {{ text-align: right; }}\n" for i in numeric)
+    # cells stay on one line, except sentences (paper_vs_fsw's), which would make the table very wide
+    prose = [i for i, column in enumerate(table.columns, start=1)
+             if table[column].map(lambda v: isinstance(v, str) and len(v) > PROSE_CHARS and " " in v).any()]
+    style = ("".join(f"td:nth-child({i}), th:nth-child({i}) {{ text-align: right; }}\n" for i in numeric)
+             + "".join(f"td:nth-child({i}) {{ white-space: normal; min-width: 20em; }}\n" for i in prose))
     paragraph = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(note))
     body = ((f"<p>{paragraph}</p>\n" if note else "")
             + readable(table, digits).to_html(index=False, border=0, na_rep="", escape=True)
             + f'\n<p class="rows">{len(table)} rows</p>')
-    return html_page(title, body, right)
+    return html_page(title, body, style)
 
 
 def write_csv_and_html(table: pd.DataFrame, csv_path: str | Path, digits: int = 3, note: str = "") -> list[Path]:
