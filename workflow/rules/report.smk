@@ -1,6 +1,8 @@
 # Tables and figures of the whole sweep, and what `snakemake --report results/report.html` shows:
-# every table (CSV) and figure (PNG) the report rule writes, one category per folder, one caption
-# per folder under workflow/report/ (its text chosen per file by the file's name).
+# every table (as HTML: the report shows HTML inline but a CSV only as a download link; the CSV
+# beside it is for machines) and figure (PNG) the report rule writes, one category per folder, one
+# caption per folder under workflow/report/ (its text chosen per file by the file's name). Every
+# entry sits in a subcategory, tables or figures (one left without lands under "Other").
 
 
 def verification_records(wildcards=None):
@@ -37,12 +39,18 @@ def file_kind(wildcards):
     return "figure" if "figure" in wildcards.keys() else "table"
 
 
+def reported_table(path, caption, category):
+    """One table in the HTML report: its HTML twin, under `category`, subcategory tables."""
+    return report(path, caption=caption, category=category, subcategory="tables",
+                  labels={"table": Path(path).stem})
+
+
 def reported_folder(path, caption, category):
-    """A folder of tables and figures in the HTML report: each CSV table and PNG figure (not their
-    Markdown and SVG twins) under `category`, subcategory figures or tables, labelled by its name."""
+    """A folder of tables and figures in the HTML report: each HTML table and PNG figure (not their
+    CSV, Markdown and SVG twins) under `category`, subcategory figures or tables, labelled by its name."""
     return report(
         directory(path),
-        patterns=["{figure}.png", "{table}.csv"],
+        patterns=["{figure}.png", "{table}.html"],
         caption=caption,
         category=category,
         subcategory=lambda wildcards: file_kind(wildcards) + "s",
@@ -63,13 +71,17 @@ rule report:
         keygen=grid(rules.keygen.output.report),
         embed=grid(rules.embed.output.metrics),
     output:
-        csv=report(R + "/tables/verification.csv", category="Verification", caption="../report/verification.rst"),
+        csv=R + "/tables/verification.csv",
+        html=reported_table(R + "/tables/verification.html", "../report/verification.rst", "Verification"),
         md=R + "/tables/verification.md",
-        detection=report(R + "/tables/detection.csv", category="Ownership", caption="../report/detection.rst"),
-        roc=report(R + "/tables/roc.csv", category="Ownership", caption="../report/roc.rst"),
+        detection=R + "/tables/detection.csv",
+        detection_html=reported_table(R + "/tables/detection.html", "../report/detection.rst", "Ownership"),
+        roc=R + "/tables/roc.csv",
+        roc_html=reported_table(R + "/tables/roc.html", "../report/roc.rst", "Ownership"),
         plots=reported_folder(R + "/plots", "../report/ownership_figures.rst", "Ownership"),
         remote=R + "/tables/remote.md",
-        remote_csv=report(R + "/tables/remote.csv", category="Remote verification", caption="../report/remote.rst"),
+        remote_csv=R + "/tables/remote.csv",
+        remote_html=reported_table(R + "/tables/remote.html", "../report/remote.rst", "Remote verification"),
         **{
             f"report_{folder}": reported_folder(f"{R}/report/{folder}", f"../report/{folder}.rst", category)
             for folder, category in REPORT_FOLDERS.items()
@@ -88,13 +100,20 @@ rule report:
 
 
 rule sweep_config:
-    """The grid this sweep ran with, kept beside its results."""
+    """The grid this sweep ran with, kept beside its results, and as a page the HTML report shows
+    inline (it offers a YAML file only as a download)."""
     output:
-        report(R + "/config.yaml", category="Sweep", caption="../report/config.rst"),
+        yaml=R + "/config.yaml",
+        html=report(R + "/config.html", category="Sweep", caption="../report/config.rst",
+                    subcategory="configuration", labels={"file": "config.yaml"}),
     log:
         R + "/logs/sweep_config.log",
     run:
-        import yaml
-        from fsw.io import atomic_write
+        import html
 
-        atomic_write(output[0], lambda tmp: Path(tmp).write_text(yaml.safe_dump(dict(config), sort_keys=False)))
+        import yaml
+        from fsw.io import write_together
+        from fsw.stats.tables import html_page
+
+        text = yaml.safe_dump(dict(config), sort_keys=False)
+        write_together({output.yaml: text, output.html: html_page("config.yaml", f"<pre>{html.escape(text)}</pre>")})
