@@ -269,6 +269,13 @@ def test_run_writes_every_category(tmp_path):
                      "ownership/key_errors.png", "paper/paper_vs_fsw.md", "sweep/runtime.csv",
                      "sweep/machine.csv"):
         assert expected in written, expected
+    tables = {path for path in written if path.endswith(".csv")}
+    assert {path.replace(".csv", ".html") for path in tables} <= written  # every table also for the HTML report
+    assert "does not survive extraction" in (results / "report" / "extraction" / "extraction.html").read_text()
+    verification = pd.read_csv(results / "tables" / "verification.csv")
+    assert list(verification.columns[:7]) == ["network", "seed", "eps", "key_size", "strategy", "key_hash", "population"]
+    page = (results / "tables" / "verification.html").read_text()
+    assert page.count("<tr") == len(verification) + 1 and f"{len(verification)} rows" in page
     assert "embedding/accuracy_drop.png" not in written  # no embed metrics given
     runtime = pd.read_csv(results / "report" / "sweep" / "runtime.csv")
     assert runtime.to_dict("records") == [

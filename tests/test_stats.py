@@ -291,11 +291,29 @@ def test_roc_points_exact():
 def test_write_tables(tmp_path):
     records = simulated(networks=("mlp",), eps=(0.1,), key_sizes=(20,))
     paths, written = tables.write_tables(records, tmp_path, 0.05, "family_binomial", "transfer")
-    assert {p.name for p in paths} >= {"decisions.csv", "detection.csv", "roc.csv", "detection.md",
-                                       "fpr_by_family.csv", "null_accuracy.csv"}
+    assert {p.name for p in paths} >= {"decisions.csv", "detection.csv", "roc.csv", "detection.md", "detection.html",
+                                       "roc.html", "fpr_by_family.csv", "null_accuracy.csv"}
     assert all(p.stat().st_size > 0 for p in paths)
     roc = pd.read_csv(tmp_path / "roc.csv")
     assert list(roc.columns) == tables.ROC_COLUMNS and roc.auc.between(0, 1).all()
+    page = (tmp_path / "roc.html").read_text()
+    assert page.count("<tr") == len(roc) + 1 and all(f"<th>{column}</th>" in page for column in roc.columns)
+
+
+def test_html_table_is_a_self_contained_page_for_readers():
+    table = pd.DataFrame({"network": ["<mlp>"], "key_hash": ["0123456789abcdef"], "rate": [0.123456], "n": [7],
+                          "marked": [True], "missing": [np.nan]})
+    page = tables.to_html(table, "detection", note="decided by `paper_binomial`")
+    assert page.startswith("<!DOCTYPE html>") and "<title>detection</title>" in page
+    assert "<script" not in page and "<link" not in page  # nothing to fetch inside the report's iframe
+    assert "&lt;mlp&gt;" in page and "<td>0123456789ab</td>" in page and "<td>0.123</td>" in page
+    assert "<td></td>" in page and "<code>paper_binomial</code>" in page and "1 rows" in page
+    # numbers right-aligned: rate, n and the empty float column, not the text or the boolean
+    assert all(f"td:nth-child({i})" in page for i in (3, 4, 6))
+    assert not any(f"td:nth-child({i})" in page for i in (1, 2, 5))
+    claims = tables.to_html(pd.DataFrame({"claim": ["a sentence long enough to be worth wrapping in a cell"],
+                                          "verdict": ["agrees"]}), "paper_vs_fsw")
+    assert "td:nth-child(1) { white-space: normal" in claims and "td:nth-child(2) { white-space" not in claims
 
 
 @pytest.mark.parametrize("k,n", [(0, 7), (1, 7), (3, 20), (19, 20), (20, 20), (412, 1000)])

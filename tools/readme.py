@@ -139,7 +139,8 @@ def results_section(results: Path, link_base: Path = Path("."), figure_dir: Path
 
 def commits(records: Path) -> list[str]:
     """The git commits (short) that made a sweep's verification records."""
-    return sorted({str(commit)[:7] for commit in pd.read_csv(records, usecols=["git_commit"]).git_commit.dropna()})
+    frame = pd.read_csv(records)
+    return sorted({str(commit)[:7] for commit in frame.get("git_commit", pd.Series(dtype=str)).dropna()}) or ["unknown"]
 
 
 def results_document(results: Path, link_base: Path, figure_dir: Path, benchmarks: Path) -> str:

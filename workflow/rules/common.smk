@@ -196,12 +196,18 @@ def file_kind(wildcards):
     return "figure" if "figure" in wildcards.keys() else "table"
 
 
+def reported_table(path, caption, category):
+    """One table in the HTML report: its HTML twin, under `category`, subcategory tables."""
+    return report(path, caption=caption, category=category, subcategory="tables",
+                  labels={"table": Path(path).stem})
+
+
 def reported_folder(path, caption, category):
-    """A folder of tables and figures in the HTML report: each CSV table and PNG figure (not their
-    Markdown and SVG twins) under `category`, subcategory figures or tables, labelled by its name."""
+    """A folder of tables and figures in the HTML report: each HTML table and PNG figure (not their
+    CSV, Markdown and SVG twins) under `category`, subcategory figures or tables, labelled by its name."""
     return report(
         directory(path),
-        patterns=["{figure}.png", "{table}.csv"],
+        patterns=["{figure}.png", "{table}.html"],
         caption=caption,
         category=category,
         subcategory=lambda wildcards: file_kind(wildcards) + "s",

@@ -5,7 +5,8 @@
 
 rule figure1:
     output:
-        png=report(f"{R}/figure1/figure1_frontier.png", category="Keys", caption="../report/figure1.rst"),
+        png=report(f"{R}/figure1/figure1_frontier.png", category="Keys", caption="../report/figure1.rst",
+                   subcategory="figures", labels={"figure": "figure1_frontier"}),
         svg=f"{R}/figure1/figure1_frontier.svg",
         metrics=f"{R}/figure1/metrics.json",
     params:

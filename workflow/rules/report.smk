@@ -1,6 +1,8 @@
 # Tables and figures of the whole sweep, and what `snakemake --report results/report.html` shows:
-# every table (CSV) and figure (PNG) the report rule writes, one category per folder, one caption
-# per folder under workflow/report/ (its text chosen per file by the file's name).
+# every table (as HTML: the report shows HTML inline but a CSV only as a download link; the CSV
+# beside it is for machines) and figure (PNG) the report rule writes, one category per folder, one
+# caption per folder under workflow/report/ (its text chosen per file by the file's name). Every
+# entry sits in a subcategory, tables or figures (one left without lands under "Other").
 
 
 rule report:
@@ -16,13 +18,17 @@ rule report:
         keygen=grid(rules.keygen.output.report),
         embed=grid(rules.embed.output.metrics),
     output:
-        csv=report(f"{R}/tables/verification.csv", category="Verification", caption="../report/verification.rst"),
+        csv=f"{R}/tables/verification.csv",
+        html=reported_table(f"{R}/tables/verification.html", "../report/verification.rst", "Verification"),
         md=f"{R}/tables/verification.md",
-        detection=report(f"{R}/tables/detection.csv", category="Ownership", caption="../report/detection.rst"),
-        roc=report(f"{R}/tables/roc.csv", category="Ownership", caption="../report/roc.rst"),
+        detection=f"{R}/tables/detection.csv",
+        detection_html=reported_table(f"{R}/tables/detection.html", "../report/detection.rst", "Ownership"),
+        roc=f"{R}/tables/roc.csv",
+        roc_html=reported_table(f"{R}/tables/roc.html", "../report/roc.rst", "Ownership"),
         plots=reported_folder(f"{R}/plots", "../report/ownership_figures.rst", "Ownership"),
         remote=f"{R}/tables/remote.md",
-        remote_csv=report(f"{R}/tables/remote.csv", category="Remote verification", caption="../report/remote.rst"),
+        remote_csv=f"{R}/tables/remote.csv",
+        remote_html=reported_table(f"{R}/tables/remote.html", "../report/remote.rst", "Remote verification"),
         **{
             f"report_{folder}": reported_folder(f"{R}/report/{folder}", f"../report/{folder}.rst", category)
             for folder, category in REPORT_FOLDERS.items()
@@ -45,15 +51,17 @@ rule report:
 
 
 rule sweep_config:
-    """The grid this sweep ran with, kept beside its results."""
+    """The grid this sweep ran with, kept beside its results, and as a page the HTML report shows
+    inline (it offers a YAML file only as a download)."""
     output:
-        report(f"{R}/config.yaml", category="Sweep", caption="../report/config.rst"),
+        yaml=f"{R}/config.yaml",
+        html=report(f"{R}/config.html", category="Sweep", caption="../report/config.rst",
+                    subcategory="configuration", labels={"file": "config.yaml"}),
     log:
         f"{LOGS}/sweep_config.log",
     benchmark:
         f"{BENCHMARKS}/sweep_config.tsv"
-    run:
-        import yaml
-        from fsw.io import atomic_write
-
-        atomic_write(output[0], lambda tmp: Path(tmp).write_text(yaml.safe_dump(dict(config), sort_keys=False)))
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/sweep_config.py"

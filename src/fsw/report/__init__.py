@@ -3,7 +3,9 @@
 Always written: every record (`table_csv`), the marked-beside-unmarked summary (`table_md`), the
 remote-vs-local comparison, and the false-positive tables and figures (`fsw.stats.tables`, `fsw.figures`). With
 `report_dir` set (the workflow sets it) also one folder per category of the `snakemake --report`
-HTML (`CATEGORIES`), each with its tables (CSV and Markdown) and figures (PNG and SVG, `fsw.figures.marked`):
+HTML (`CATEGORIES`), each with its tables and figures (PNG and SVG, `fsw.figures.marked`). Every
+table is a CSV for machines with an HTML twin beside it for readers (the one the HTML report
+shows), most also as Markdown:
 
 - training/  training: every trained model's accuracy and training length
 - keys/  keygen: pool sizes and how many true and false adversaries FGSM found
@@ -55,7 +57,7 @@ from fsw.report.tables import (
     write_table,
 )
 from fsw.stats.decision import PAPER_RULE
-from fsw.stats.tables import write_tables
+from fsw.stats.tables import write_csv_and_html, write_tables
 from fsw.validate import check_config
 
 log = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ def write_categories(report_dir: Path, records: pd.DataFrame, tables: dict[str, 
 def run(cfg: DictConfig) -> dict:
     check_config(cfg)
     records = load_records(list(cfg.records))
-    atomic_write(cfg.table_csv, lambda tmp: flat_records(records).to_csv(tmp, index=False))
+    write_csv_and_html(flat_records(records), cfg.table_csv, digits=4)
     table = summary(records)
     text = summary_markdown(table)
     atomic_write(cfg.table_md, lambda tmp: Path(tmp).write_text(text))
@@ -123,7 +125,7 @@ def run(cfg: DictConfig) -> dict:
         remote = remote_vs_local(load_json_table(cfg.remote_records), records)
         written.append(atomic_write(cfg.remote_md, lambda tmp: Path(tmp).write_text(remote.to_markdown(index=False) + "\n")))
         if cfg.remote_csv:
-            written.append(atomic_write(cfg.remote_csv, lambda tmp: remote.to_csv(tmp, index=False)))
+            written += write_csv_and_html(remote, cfg.remote_csv, digits=4)
     paths, tables = write_ownership_outputs(records, cfg.tables_dir, cfg.plot_dir, float(cfg.decision.z),
                                             cfg.decision.rule, cfg.recommended_strategy)
     written += paths

@@ -10,7 +10,7 @@ import pandas as pd
 
 from fsw.io import atomic_write, read_json
 from fsw.stats.decision import PAPER_RULE
-from fsw.stats.tables import to_markdown
+from fsw.stats.tables import to_markdown, write_csv_and_html
 
 
 def load_records(paths) -> pd.DataFrame:
@@ -22,9 +22,18 @@ def load_records(paths) -> pd.DataFrame:
     return records.sort_values(["network", "eps", "key_size", "strategy", "population"]).reset_index(drop=True)
 
 
+# verification.csv's first columns, in the order a reader looks for them: which key, which suspect,
+# what it answered; then the decisions, and last the answers and where the record came from.
+FLAT_LEADING = ["network", "seed", "eps", "key_size", "strategy", "key_hash", "population", "model_kind",
+                "suspect_split", "suspect_network", "suspect_seed", "attack", "level", "test_acc", "key_errors",
+                "key_errors_true_adv", "key_errors_false_adv"]
+FLAT_TRAILING = ["answers", "fsw_version", "git_commit"]
+
+
 def flat_records(records: pd.DataFrame) -> pd.DataFrame:
-    """One flat row per record, for verification.csv: the decision as decision_*, the paper's rule
-    as paper_*, every key-shipped rule as <rule>_marked / <rule>_p_value; the answers as one string."""
+    """One flat row per record, for verification.csv (FLAT_LEADING first): the decision as
+    decision_*, the paper's rule as paper_*, every key-shipped rule as <rule>_marked /
+    <rule>_p_value; the answers as one string."""
     flat = records.drop(columns=["decision", PAPER_RULE, "rules", "answers"], errors="ignore").copy()
     for column, prefix in (("decision", "decision"), (PAPER_RULE, "paper")):
         for field in ("rule", "marked", "p_value", "threshold", "calibration_hash"):
@@ -36,7 +45,9 @@ def flat_records(records: pd.DataFrame) -> pd.DataFrame:
             flat[f"{rule}_{field}"] = records.rules.map(lambda d, r=rule, f=field: d.get(r, {}).get(f))
     if "answers" in records:
         flat["answers"] = records.answers.map(lambda a: "".join(map(str, a)) if isinstance(a, list) else "")
-    return flat
+    leading = [column for column in FLAT_LEADING if column in flat]
+    trailing = [column for column in FLAT_TRAILING if column in flat]
+    return flat[leading + [column for column in flat if column not in leading + trailing] + trailing]
 
 
 def load_json_table(paths: Iterable) -> pd.DataFrame:
@@ -110,13 +121,12 @@ def summary_markdown(table: pd.DataFrame) -> str:
 
 
 def write_table(table: pd.DataFrame, directory: str | Path, name: str, note: str = "") -> list[Path]:
-    """directory/name.csv and name.md (`note` as a paragraph above the Markdown table), atomically.
-    The Markdown shows key hashes by their first 12 characters, as the logs do."""
+    """directory/name.csv, name.html and name.md (`note` as a paragraph above the HTML and Markdown
+    tables), atomically."""
     directory = Path(directory)
-    shown = table.assign(key_hash=table.key_hash.str[:12]) if "key_hash" in table and len(table) else table
-    text = (note + "\n\n" if note else "") + to_markdown(shown, digits=4)
-    return [atomic_write(directory / f"{name}.csv", lambda tmp: table.to_csv(tmp, index=False)),
-            atomic_write(directory / f"{name}.md", lambda tmp: Path(tmp).write_text(text))]
+    text = (note + "\n\n" if note else "") + to_markdown(table, digits=4)
+    return (write_csv_and_html(table, directory / f"{name}.csv", digits=4, note=note)
+            + [atomic_write(directory / f"{name}.md", lambda tmp: Path(tmp).write_text(text))])
 
 
 def training_table(train_metrics: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:

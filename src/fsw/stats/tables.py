@@ -4,7 +4,9 @@ family, null models' key accuracy against the paper's 1/2; `write_tables` writes
 
 from __future__ import annotations
 
+import html
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -169,13 +171,73 @@ def theta_table(key_sizes: Iterable[int], zs: Iterable[float] = (0.05, 0.01)) ->
     return table
 
 
-def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
-    """A table as Markdown, floats to `digits` significant digits, missing values blank."""
+def readable(table: pd.DataFrame, digits: int) -> pd.DataFrame:
+    """The table for a reader: floats as text to `digits` significant digits, missing values blank,
+    hashes (columns named *hash) by their first 12 characters, as the logs show them."""
     shown = table.copy()
     for column in shown.columns:
         if pd.api.types.is_float_dtype(shown[column]):
             shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.{digits}g}")
-    return shown.to_markdown(index=False) + "\n"
+        elif str(column).endswith("hash"):
+            shown[column] = shown[column].map(lambda v: v[:12] if isinstance(v, str) else v)
+    return shown
+
+
+def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
+    """A table as Markdown (`readable`)."""
+    return readable(table, digits).to_markdown(index=False) + "\n"
+
+
+# Readable inside the iframe of `snakemake --report` (and alone in a browser): the header stays in
+# view while a long table scrolls, numbers line up on the right.
+HTML_STYLE = """
+body { font: 13px/1.4 system-ui, sans-serif; color: #1e293b; margin: 0.75em; }
+h1 { font-size: 15px; margin: 0 0 0.5em; }
+p { max-width: 70em; margin: 0 0 0.75em; }
+code { font-size: 12px; background: #f1f5f9; padding: 0 0.2em; }
+table { border-collapse: collapse; }
+th, td { padding: 0.2em 0.6em; border-bottom: 1px solid #e2e8f0; white-space: nowrap; text-align: left; }
+th { position: sticky; top: 0; background: #e2e8f0; }
+tbody tr:nth-child(even) { background: #f8fafc; }
+tbody tr:hover { background: #fef9c3; }
+.rows { color: #64748b; margin-top: 0.5em; }
+"""
+
+
+PROSE_CHARS = 40  # a text cell longer than this, with spaces, is prose: wrapped
+
+
+def html_page(title: str, body: str, style: str = "") -> str:
+    """A self-contained HTML page (style inline, no script) titled `title` around `body` (HTML)."""
+    title = html.escape(title)
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
+            f"<style>{HTML_STYLE}{style}</style>\n</head>\n<body>\n<h1>{title}</h1>\n{body}\n</body>\n</html>\n")
+
+
+def to_html(table: pd.DataFrame, title: str, digits: int = 3, note: str = "") -> str:
+    """A table as an `html_page` (`readable`), `note` (Markdown `code` allowed) above it.
+    `snakemake --report` shows an HTML result inline where it offers a CSV only as a download."""
+    numeric = [i for i, column in enumerate(table.columns, start=1)
+               if pd.api.types.is_numeric_dtype(table[column]) and not pd.api.types.is_bool_dtype(table[column])]
+    # cells stay on one line, except sentences (paper_vs_fsw's), which would make the table very wide
+    prose = [i for i, column in enumerate(table.columns, start=1)
+             if table[column].map(lambda v: isinstance(v, str) and len(v) > PROSE_CHARS and " " in v).any()]
+    style = ("".join(f"td:nth-child({i}), th:nth-child({i}) {{ text-align: right; }}\n" for i in numeric)
+             + "".join(f"td:nth-child({i}) {{ white-space: normal; min-width: 20em; }}\n" for i in prose))
+    paragraph = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(note))
+    body = ((f"<p>{paragraph}</p>\n" if note else "")
+            + readable(table, digits).to_html(index=False, border=0, na_rep="", escape=True)
+            + f'\n<p class="rows">{len(table)} rows</p>')
+    return html_page(title, body, style)
+
+
+def write_csv_and_html(table: pd.DataFrame, csv_path: str | Path, digits: int = 3, note: str = "") -> list[Path]:
+    """The table as CSV at csv_path (for machines: every digit) and as HTML beside it (for readers:
+    `to_html`)."""
+    csv_path = Path(csv_path)
+    page = to_html(table, csv_path.stem, digits, note)
+    return [atomic_write(csv_path, lambda tmp: table.to_csv(tmp, index=False)),
+            atomic_write(csv_path.with_suffix(".html"), lambda tmp: Path(tmp).write_text(page))]
 
 
 TABLES = ("detection", "detection_pooled", "roc", "fpr_by_family", "null_accuracy")
@@ -183,8 +245,8 @@ TABLES = ("detection", "detection_pooled", "roc", "fpr_by_family", "null_accurac
 
 def write_tables(records: pd.DataFrame, out_dir: str | Path, z: float, default_rule: str,
                  default_strategy: str) -> tuple[list[Path], dict[str, pd.DataFrame]]:
-    """decisions.csv (every record with every rule's decision) and, as CSV and Markdown, the tables of
-    TABLES into out_dir. Returns the paths and the tables (with `decisions`, for the figures)."""
+    """decisions.csv (every record with every rule's decision) and, as CSV, HTML and Markdown, the
+    tables of TABLES into out_dir. Returns the paths and the tables (with `decisions`, for the figures)."""
     out_dir = Path(out_dir)
     annotated = annotate(records, default_rule, z)
     found = detection(annotated, default_rule, default_strategy)
@@ -195,6 +257,6 @@ def write_tables(records: pd.DataFrame, out_dir: str | Path, z: float, default_r
                                                      errors="ignore").to_csv(tmp, index=False))]
     for name in TABLES:
         table = tables[name]
-        paths.append(atomic_write(out_dir / f"{name}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False)))
+        paths += write_csv_and_html(table, out_dir / f"{name}.csv")
         paths.append(atomic_write(out_dir / f"{name}.md", lambda tmp, t=table: Path(tmp).write_text(to_markdown(t))))
     return paths, tables
