@@ -5,7 +5,7 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
-from fsw.validate import check_sweep_keys
+from fsw.sweep_config import check_sweep_keys
 
 min_version("9.0")
 

@@ -23,7 +23,8 @@ from omegaconf import OmegaConf
 from fsw.errors import ConfigError
 from fsw.grid import network_options
 from fsw.stages import STAGES, compose
-from fsw.validate import RULES, check_config, check_sweep, problems
+from fsw.sweep_config import check_sweep
+from fsw.validate import RULES, check_config, problems
 from tests.conftest import REPO, tiny
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -180,7 +181,7 @@ def test_shipped_sweep_configs_are_valid(configfile):
 
 
 def test_sweep_overrides_are_range_checked():
-    """The Hydra overrides inside the sweep config: checkable without composing (fsw.validate.check_sweep)."""
+    """The Hydra overrides inside the sweep config: checkable without composing (fsw.sweep_config.check_sweep)."""
     config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
     config["overrides"]["train"] = [*config["overrides"]["train"], "network.epochs=0"]
     config["overrides"]["data"] = ["data.attacker_size=-5"]

@@ -2,7 +2,7 @@
 # convention: rule files hold rules, their functions live here).
 
 from fsw.attack import check_attack
-from fsw.validate import check_sweep, stage_overrides
+from fsw.sweep_config import check_sweep, stage_overrides
 from fsw.grid import KEY_STRATEGIES, NETWORKS as KNOWN_NETWORKS, level_segment, network_options
 
 R = config["results"]
