@@ -68,7 +68,9 @@ def plot_robustness(robustness: pd.DataFrame, attack: str, out_dir: str | Path, 
                         unattacked = line[line.position == 0]
                         ax.axhline(unattacked.default_acc_threshold.mean(), color=palette[float(eps)], ls=":",
                                    lw=1.2, label="recommended rule: marked above (dotted, colour of ε)")
-                ax.set_ylim(-0.03, 1.03)
+                # test accuracy zoomed to the data (where a point of accuracy shows), key accuracy whole
+                low = max(0.0, float(part.test_acc.min()) - 0.01) if metric == "test_acc" else -0.03
+                ax.set_ylim(low, 1.003 if metric == "test_acc" else 1.03)
                 ax.set_xticks(ticks.position, ticks.level_label, rotation=30 if len(ticks) > 5 else 0)
                 ax.set_title(network if r == 0 else "")
                 ax.set_xlabel(level_axis if r == len(rows) - 1 else "")
