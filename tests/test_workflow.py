@@ -192,3 +192,62 @@ def test_readme_rerun_commands_do_what_they_say(smoke_run):
             assert jobs == {}, (command, jobs)  # a finished file: nothing to redo
         else:  # the whole sweep: at most the report, after the rerun above rewrote a record
             assert set(jobs) <= {"report", "all"}, (command, jobs)
+
+
+def readme_commands(section: str) -> list[list[str]]:
+    """Each shell command of a README section's bash blocks, continuation lines joined, split into words."""
+    import shlex
+
+    text = (REPO / "README.md").read_text().split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    blocks = [block.split("```", 1)[0] for block in text.split("```bash")[1:]]
+    return [shlex.split(command, comments=True) for block in blocks for command in block.replace("\\\n", " ").splitlines()
+            if command.strip()]
+
+
+def test_readme_verify_commands_give_the_calibrated_verdict(smoke_run, tmp_path):
+    """The README's "Verify a suspect model" commands, run on the smoke sweep's files (its paths,
+    keys of 20 items; the marked model as the suspect, a free port): the local and the remote record
+    both call the marked model marked by the key's calibrated rule."""
+    import socket
+    import time
+
+    import httpx
+
+    workdir = smoke_run.parents[1]
+    marked = "results/smoke/embed/mlp/s0/eps0.1/l20/transfer/model.pt"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    fsw = str(Path(sys.executable).with_name("fsw"))
+
+    def adapted(command: list[str], record: Path) -> list[str]:
+        words = [word.replace("results/", "results/smoke/", 1).replace("/l100/", "/l20/").replace("8000", port)
+                 .replace("suspect.pt", marked).replace("record.json", str(record)) for word in command if word != "&"]
+        return [fsw, *words[1:]]
+
+    commands = readme_commands("Verify a suspect model")
+    assert [command[:2] for command in commands] == [["fsw", "verify"], ["fsw", "serve"], ["fsw", "verify"]]
+    assert commands[1][-1] == "&"  # the server runs in the background while the client verifies
+    local = tmp_path / "local.json"
+    subprocess.run(adapted(commands[0], local), cwd=workdir, check=True, capture_output=True, timeout=300)
+    server = subprocess.Popen(adapted(commands[1], tmp_path / "unused.json"), cwd=workdir,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "fsw serve did not come up"
+            time.sleep(0.5)
+        remote = tmp_path / "remote.json"
+        subprocess.run(adapted(commands[2], remote), cwd=workdir, check=True, capture_output=True, timeout=300)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    for path, oracle in ((local, "local"), (remote, "remote")):
+        record = json.loads(path.read_text())
+        assert record["oracle"] == oracle and record["decision"]["marked"] is True, record["decision"]
+        assert record["decision"]["rule"] == "family_binomial" and "paper_binomial" in record
