@@ -332,3 +332,11 @@ def test_beta_binomial_nearly_binomial_spread_does_not_overflow():
         fitted = stats.BetaBinomial.fit([20, 21, 20, 21, 20, 21, 22], 50)  # variance a hair above binomial?
         assert 0 <= fitted.threshold(0.05) <= 50
         assert 0 < fitted.p_value(10) < 1
+
+
+def test_true_adversary_counts_come_from_the_record_where_it_has_them():
+    records = pd.DataFrame({"key_size": [100, 100, 20], "key_true_adversaries": [37, None, 10]})
+    assert rules.true_adv_items(records).tolist() == [37, 50, 10]
+    assert rules.true_adv_items(records.drop(columns="key_true_adversaries")).tolist() == [50, 50, 10]
+    counted = [rule for rule in rules.RULES.values() if rule.statistic != "key_errors"]
+    assert counted and counted[0].items(records).tolist() == [37, 50, 10]

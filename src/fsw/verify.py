@@ -100,6 +100,7 @@ def run(cfg: DictConfig) -> dict:
         "seed": key.meta.get("model_seed"),
         "eps": key.eps,
         "key_size": len(key),
+        "key_true_adversaries": int(key.is_true_adversary.sum()),
         "key_seed": key.seed,
         "key_hash": key.hash,
         "strategy": key.meta.get("strategy", "paper"),

@@ -55,7 +55,7 @@ class Rule:
         """Key items the statistic counts in each record; also the queries this rule needs."""
         if self.statistic == "key_errors":
             return records.key_size.astype(int)
-        return records.key_size.astype(int) // 2
+        return true_adv_items(records)
 
 
 def binomial(n: int, p: float = 0.5) -> BetaBinomial:
@@ -156,7 +156,12 @@ def suspect_ids(records: pd.DataFrame) -> pd.Series:
 
 
 def true_adv_items(records: pd.DataFrame) -> pd.Series:
-    return records.key_size.astype(int) // 2
+    """The true adversaries of each record's key: recorded since a transfer key may hold fewer than
+    half (older records: half, as every key then did)."""
+    half = records.key_size.astype(int) // 2
+    if "key_true_adversaries" not in records:
+        return half
+    return pd.to_numeric(records.key_true_adversaries, errors="coerce").fillna(half).astype(int)
 
 
 def rate_rows(flags: Iterable) -> tuple[int, int]:
