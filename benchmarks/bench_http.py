@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -30,23 +28,7 @@ from fsw.report.sweep import cpu_info
 
 TARGET_P50_MS = 5.0
 
-from record import record  # the sibling module: a script's folder is on sys.path
-
-
-def timings_ms(send, repeats: int) -> dict:
-    send()  # warm-up: the connection is opened here, so every timed request reuses it
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        send().raise_for_status()
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return {
-        "p50_ms": round(statistics.median(times), 2),
-        "p95_ms": round(times[min(len(times) - 1, int(0.95 * len(times)))], 2),
-        "min_ms": round(times[0], 2),
-        "repeats": repeats,
-    }
+from record import latency_ms, record  # the sibling module: a script's folder is on sys.path
 
 
 def main() -> None:
@@ -62,8 +44,8 @@ def main() -> None:
         model = save_model(Path(tmp) / "model.pt", build_network(arch), arch, {"kind": "benchmark"})
         server = serve_in_subprocess(model, "threads=1", "access_log=false", "log_level=warning")
         with server as url, httpx.Client(base_url=url, timeout=30) as client:
-            health = timings_ms(lambda: client.get("/health"), args.repeats)
-            predict = timings_ms(lambda: client.post("/v1/predict", json=body), args.repeats)
+            health = latency_ms(lambda: client.get("/health").raise_for_status(), args.repeats)
+            predict = latency_ms(lambda: client.post("/v1/predict", json=body).raise_for_status(), args.repeats)
     results = {
         "health": health,
         "predict_one_image": {

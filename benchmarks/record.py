@@ -7,7 +7,9 @@ import datetime
 import json
 import os
 import re
+import statistics
 import subprocess
+import time
 from pathlib import Path
 
 import torch
@@ -45,3 +47,18 @@ def record(name: str, result: dict, folder: Path = FOLDER) -> Path:
                       "load_average_1min": round(os.getloadavg()[0], 2), **result}
     write_json(path, measured)
     return path
+
+
+def latency_ms(action, repeats: int) -> dict:
+    """Median, 95th percentile and fastest of `repeats` timed calls of action, after one untimed
+    call (first-call allocations; an HTTP client opens its connection there)."""
+    action()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {"p50_ms": round(statistics.median(times), 2),
+            "p95_ms": round(times[min(len(times) - 1, int(0.95 * len(times)))], 2),
+            "min_ms": round(times[0], 2), "repeats": repeats}
