@@ -153,6 +153,6 @@ def test_records_equal_those_of_a_local_run(slurm_run, local_run):
     on_slurm, local = records(workdir), records(local_run)
     assert set(on_slurm) == set(local) and len(local) >= 30
     for name, record in local.items():
-        for field in ("key_errors", "marked", "test_acc"):
+        for field in ("key_errors", "decision", "paper_binomial", "test_acc"):
             assert on_slurm[name][field] == record[field], (name, field)
     assert (workdir / "results" / "smoke" / "tables" / "verification.csv").exists()
