@@ -288,11 +288,32 @@ def test_roc_points_exact():
     assert tpr05 == pytest.approx(2 / 3)  # one of 20 negatives may exceed: above 18
 
 
+def test_schemes_table_per_key(tmp_path):
+    records = simulated(networks=("mlp",), eps=(0.1,), key_sizes=(50,), strategies=("paper", "transfer"))
+    annotated = rules.annotate(records, "family_binomial", 0.05)
+    table = tables.schemes(annotated, "family_binomial")
+    assert list(table.strategy) == ["paper", "transfer"]
+    for _, row in table.iterrows():
+        key = annotated[annotated.strategy == row.strategy]
+        heldout, marked = key[key.role == "heldout"], key[key.role == "marked"]
+        source = key[key.role == "source"]
+        assert row.n_heldout == len(heldout) > 0
+        assert row.heldout_fpr == pytest.approx(heldout.marked_family_binomial.astype(bool).mean())
+        assert row.accuracy_cost == pytest.approx(source.test_acc.mean() - marked.test_acc.mean())
+        attacked = key[(key.role == "attacked") & key.useful]
+        expected = tables.roc_points(-heldout.p_value_family_binomial, -attacked.p_value_family_binomial)
+        assert (row.attacked_auc, row.attacked_tpr_at_fpr_01, row.attacked_tpr_at_fpr_05) == pytest.approx(expected)
+        assert row.attacked_n == len(attacked)
+    # no extracted copies in these records: their columns are empty, not zero
+    assert table.extracted_n.eq(0).all() and table.extracted_auc.isna().all()
+
+
 def test_write_tables(tmp_path):
     records = simulated(networks=("mlp",), eps=(0.1,), key_sizes=(20,))
     paths, written = tables.write_tables(records, tmp_path, 0.05, "family_binomial", "transfer")
     assert {p.name for p in paths} >= {"decisions.csv", "detection.csv", "roc.csv", "detection.md", "detection.html",
-                                       "roc.html", "fpr_by_family.csv", "null_accuracy.csv"}
+                                       "roc.html", "fpr_by_family.csv", "null_accuracy.csv",
+                                       "schemes.csv", "schemes.html"}
     assert all(p.stat().st_size > 0 for p in paths)
     roc = pd.read_csv(tmp_path / "roc.csv")
     assert list(roc.columns) == tables.ROC_COLUMNS and roc.auc.between(0, 1).all()

@@ -25,6 +25,8 @@ rule report:
         detection_html=reported_table(f"{R}/tables/detection.html", "../report/detection.rst", "Ownership"),
         roc=f"{R}/tables/roc.csv",
         roc_html=reported_table(f"{R}/tables/roc.html", "../report/roc.rst", "Ownership"),
+        schemes=f"{R}/tables/schemes.csv",
+        schemes_html=reported_table(f"{R}/tables/schemes.html", "../report/schemes.rst", "Ownership"),
         plots=reported_folder(f"{R}/plots", "../report/ownership_figures.rst", "Ownership"),
         remote=f"{R}/tables/remote.md",
         remote_csv=f"{R}/tables/remote.csv",

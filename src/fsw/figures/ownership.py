@@ -137,7 +137,31 @@ def plot_theta(out_dir: str | Path, key_sizes, zs=(0.05, 0.01), name: str = "the
         grid.figure.suptitle("The paper's threshold, from Binomial(l, 1/2)", y=1.03)
         return save(grid.figure, out_dir, name)
 
-FIGURES = ("detection", "rules_compared", "roc_curves", "fpr_by_family", "null_key_accuracy", "theta_vs_key_size")
+def plot_schemes(table: pd.DataFrame, out_dir: str | Path, rule: str, name: str = "schemes") -> list[Path]:
+    """The schemes table as points: per key (x: strategy and eps), the TPR at a held-out FPR of 1% of
+    each positive population (colour), per network (columns) and dataset (rows, when named)."""
+    populations = {f"{population}_tpr_at_fpr_01": POPULATION_LABELS[population]
+                   for population in ("marked", "attacked", "extracted")}
+    keys = [column for column in ("dataset", "network", "strategy", "eps") if column in table]
+    data = table.melt(id_vars=keys, value_vars=list(populations), var_name="population", value_name="tpr").dropna()
+    if data.empty:
+        raise ValueError("no key with both positives and held-out models in the schemes table")
+    data["population"] = data.population.map(populations)
+    data["key"] = [f"{strategy} ε{eps:g}" for strategy, eps in zip(data.strategy, data.eps)]
+    with themed():
+        grid = sns.catplot(data=data, kind="point", x="tpr", y="key", hue="population", col="network",
+                           row="dataset" if "dataset" in data else None, order=sorted(set(data.key)),
+                           linestyle="none", dodge=0.4, errorbar=None, palette="colorblind", height=3.0,
+                           aspect=1.0, margin_titles=True)
+        grid.set(xlim=(-0.04, 1.04))
+        grid.set_axis_labels("TPR at held-out FPR 1%", "")
+        grid.set_titles(row_template="{row_name}", col_template="{col_name}")
+        grid.figure.suptitle(f"Ownership schemes compared ({rule}'s p-value)", y=1.02)
+        return save(grid.figure, out_dir, name)
+
+
+FIGURES = ("detection", "rules_compared", "roc_curves", "schemes", "fpr_by_family", "null_key_accuracy",
+           "theta_vs_key_size")
 
 def write_figures(tables: dict[str, pd.DataFrame], out_dir: str | Path, default_rule: str) -> list[Path]:
     """Every figure of FIGURES from the tables of `fsw.stats.tables.write_tables` that has data: no
@@ -149,6 +173,7 @@ def write_figures(tables: dict[str, pd.DataFrame], out_dir: str | Path, default_
         paths += plot_rules_compared(tables["detection_pooled"], out_dir)
     if not tables["roc"].empty:
         paths += plot_roc(annotated, out_dir, default_rule)
+        paths += plot_schemes(tables["schemes"], out_dir, default_rule)
     if not tables["fpr_by_family"].empty:
         paths += plot_fpr_by_family(tables["fpr_by_family"], out_dir, list(dict.fromkeys([PAPER_RULE, default_rule])))
         paths += plot_null_accuracy(annotated, out_dir)

@@ -22,6 +22,7 @@ from fsw.stats.rules import (
     HELDOUT,
     MARKED,
     SETTING,
+    SOURCE,
     annotate,
     rule_names,
     true_adv_items,
@@ -106,6 +107,41 @@ def roc(annotated: pd.DataFrame, rules: Iterable[str] | None = None) -> pd.DataF
                          "tpr_at_fpr_01": tpr01, "tpr_at_fpr_05": tpr05, "queries": queries,
                          "n_positive": len(positives), "n_negative": len(negatives)})
     return pd.DataFrame(rows, columns=ROC_COLUMNS)
+
+
+# The positives a scheme must tell from the held-out models, each on its own (schemes table).
+SCHEME_POSITIVES = {name: DETECTION_POPULATIONS[name] for name in ("marked", "attacked", "extracted")}
+
+
+def schemes(annotated: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """Per key (dataset, when the records name it, and setting): what the scheme costs and how well it
+    proves ownership. `accuracy_cost` is the source's test accuracy minus the marked model's (0 for
+    schemes that do not embed); per positive population, the AUC and the TPR at a held-out FPR of 1%
+    and 5% of `rule`'s p-value (an ROC against the held-out models, so that schemes are compared at
+    equal false positives whatever their calibration) and the share the calibrated decision calls
+    marked; `heldout_fpr`, the share of held-out models it calls marked; `queries`, the label queries
+    of one verification."""
+    keys = (["dataset"] if "dataset" in annotated else []) + SETTING
+    rows = []
+    for values, group in annotated.groupby(keys, sort=True):
+        negatives = group[group.role == HELDOUT]
+        if negatives.empty:
+            continue
+        marked, source = group[group.role == MARKED], group[group.role == SOURCE]
+        row = {**dict(zip(keys, values)), "queries": int(group.queries.max()),
+               "accuracy_cost": float(source.test_acc.mean() - marked.test_acc.mean()),
+               "heldout_fpr": float(negatives[f"marked_{rule}"].astype(bool).mean()), "n_heldout": len(negatives)}
+        for population, select in SCHEME_POSITIVES.items():
+            positives = group[select(group)]
+            auc, tpr01, tpr05 = (roc_points(-negatives[f"p_value_{rule}"].astype(float),
+                                            -positives[f"p_value_{rule}"].astype(float))
+                                 if len(positives) else (math.nan,) * 3)
+            row.update({f"{population}_n": len(positives), f"{population}_auc": auc,
+                        f"{population}_tpr_at_fpr_01": tpr01, f"{population}_tpr_at_fpr_05": tpr05,
+                        f"{population}_detected": float(positives[f"marked_{rule}"].astype(bool).mean())
+                        if len(positives) else math.nan})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def roc_curves(annotated: pd.DataFrame, rule: str) -> pd.DataFrame:
@@ -240,7 +276,7 @@ def write_csv_and_html(table: pd.DataFrame, csv_path: str | Path, digits: int = 
             atomic_write(csv_path.with_suffix(".html"), lambda tmp: Path(tmp).write_text(page))]
 
 
-TABLES = ("detection", "detection_pooled", "roc", "fpr_by_family", "null_accuracy")
+TABLES = ("detection", "detection_pooled", "roc", "schemes", "fpr_by_family", "null_accuracy")
 
 
 def write_tables(records: pd.DataFrame, out_dir: str | Path, z: float, default_rule: str,
@@ -251,7 +287,8 @@ def write_tables(records: pd.DataFrame, out_dir: str | Path, z: float, default_r
     annotated = annotate(records, default_rule, z)
     found = detection(annotated, default_rule, default_strategy)
     tables = {"decisions": annotated, "detection": found, "detection_pooled": pooled_detection(found),
-              "roc": roc(annotated), "fpr_by_family": fpr_by_family(annotated), "null_accuracy": null_accuracy(annotated)}
+              "roc": roc(annotated),
+              "schemes": schemes(annotated, default_rule), "fpr_by_family": fpr_by_family(annotated), "null_accuracy": null_accuracy(annotated)}
     paths = [atomic_write(out_dir / "decisions.csv",
                           lambda tmp: annotated.drop(columns=["answers", "rules", "decision", "paper_binomial"],
                                                      errors="ignore").to_csv(tmp, index=False))]
