@@ -186,3 +186,19 @@ def test_verification_tells_the_marked_model_from_an_unmarked_one(marked, keys, 
     assert first["decision"]["marked"] and first["key_errors"] == 0
     for record in others:
         assert record["key_errors"] > first["key_errors"] and not record["decision"]["marked"]
+
+
+def test_a_search_goes_on_slice_by_slice_until_the_key_is_full_and_says_when_it_cannot(trained_mlp):
+    """At a small eps few images cross the source's boundary: the search attacks further slices of
+    the scan, stops at the first that completes the key, and fails naming the key to raise."""
+    from fsw.data import load_splits
+    from fsw.errors import KeygenError
+    from fsw.schemes import ATTACK_BATCH, ipguard_key
+
+    source, _, _ = load_model(trained_mlp)
+    owner = load_splits(tiny("keygen", "model_in=x", "key_out=x", "report_out=x").data).owner
+    key, found = ipguard_key(source, owner, size=60, eps=0.025, seed=0, scan_size=2000, steps=20, kappa=0.5)
+    assert ATTACK_BATCH < found["scanned"] < 2000 and found["scanned"] % ATTACK_BATCH == 0
+    assert found["candidates_found"] >= 60 == len(key)
+    with pytest.raises(KeygenError, match="keygen.ipguard.scan_size"):
+        ipguard_key(source, owner, size=60, eps=0.025, seed=0, scan_size=ATTACK_BATCH, steps=20, kappa=0.5)

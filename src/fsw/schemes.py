@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -29,8 +30,9 @@ from fsw.networks import INPUT_SHAPE, NUM_CLASSES, build_network
 
 log = logging.getLogger(__name__)
 
-# Images attacked at once: the paper's CNN keeps each step's activations of a batch for the backward
-# pass (a few hundred kB an image, by its layer sizes), so a scan of thousands is attacked in slices.
+# Images attacked at once: a search stops after the slice that completes its key, and the paper's CNN
+# keeps each step's activations of a slice for the backward pass (a few hundred kB an image, by its
+# layer sizes).
 ATTACK_BATCH = 500
 
 
@@ -49,17 +51,51 @@ def check_size(size: int) -> None:
         raise KeygenError(f"key size must be positive, got {size}")
 
 
-def attack(fool: Sequence[nn.Module], keep: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, eps: float, *,
-           steps: int, kappa: float, generator: torch.Generator) -> torch.Tensor:
-    """fsw.adversarial.margin_pgd in slices of ATTACK_BATCH images."""
-    return torch.cat([margin_pgd(fool, keep, xb, yb, eps, steps=steps, kappa=kappa, generator=generator)
-                      for xb, yb in zip(x.split(ATTACK_BATCH), y.split(ATTACK_BATCH))])
+@dataclass(frozen=True)
+class Found:
+    """What `search` kept: the attacked images, their own labels, the source's answers to them and
+    the images' indices in MNIST; and how many images it scanned and attacked."""
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    answers: torch.Tensor
+    sources: torch.Tensor
+    scanned: int
+    attacked: int
+
+    def __len__(self) -> int:
+        return len(self.labels)
 
 
-def scan(net: nn.Module, data: Split, scan_size: int, generator: torch.Generator) -> torch.Tensor:
-    """Positions in `data` of the images among `scan_size` random ones that `net` classifies right."""
-    scanned = torch.randperm(len(data), generator=generator)[: min(scan_size, len(data))]
-    return scanned[predict(net, data.x[scanned]) == data.y[scanned]]
+def search(net: nn.Module, surrogates: Sequence[nn.Module], references: Sequence[nn.Module], data: Split, *,
+           size: int, scan_size: int, eps: float, steps: int, kappa: float, generator: torch.Generator) -> Found:
+    """Random owner images, ATTACK_BATCH at a time and at most `scan_size` of them: those `net`
+    classifies right are pushed by margin PGD (radius eps) to make `net` and the `surrogates` answer
+    another class by `kappa` while the `references` keep the true label; kept where `net`'s answer
+    flipped and every reference kept the true label. The search stops once `size` are kept: at a
+    small eps few images cross the boundary, and attacking all of a scan large enough for them would
+    cost the CNN minutes it does not need at a larger eps."""
+    order = torch.randperm(len(data), generator=generator)[: min(scan_size, len(data))]
+    none = torch.empty(0, dtype=torch.long)
+    parts = [(torch.empty(0, *data.x.shape[1:]), none, none, none)]  # what torch.cat needs if nothing is found
+    scanned, attacked, kept_so_far = 0, 0, 0
+    for chunk in order.split(ATTACK_BATCH):
+        scanned += len(chunk)
+        chunk = chunk[predict(net, data.x[chunk]) == data.y[chunk]]
+        if len(chunk) == 0:
+            continue
+        x, y = data.x[chunk], data.y[chunk]
+        x_adv = margin_pgd([net, *surrogates], references, x, y, eps, steps=steps, kappa=kappa, generator=generator)
+        answers = predict(net, x_adv)
+        kept = answers != y
+        for reference in references:
+            kept &= predict(reference, x_adv) == y
+        parts.append((x_adv[kept], y[kept], answers[kept], data.index[chunk[kept]]))
+        attacked += len(chunk)
+        kept_so_far += int(kept.sum())
+        if kept_so_far >= size:
+            break
+    return Found(*(torch.cat(column) for column in zip(*parts)), scanned=scanned, attacked=attacked)
 
 
 def backdoor_key(data: Split, *, size: int, patch: int, eps: float, seed: int, meta: dict | None = None
@@ -99,11 +135,11 @@ def ipguard_key(net: nn.Module, data: Split, *, size: int, eps: float, seed: int
     answers, and no embedding. A copy of the source answers them as it does; a model trained
     independently, whose boundary lies elsewhere, often does not.
 
-    Of `scan_size` random owner images, those the source classifies right are pushed by margin PGD
-    (radius eps) until the source answers another class by a logit margin `kappa`, IPGuard's k: small,
-    the point stays just across the boundary (unique to the source), larger, it survives more changes
-    of the model (robust). `size` of the images the source now answers otherwise are drawn at random,
-    labelled with the source's answer. IPGuard moves its points without a bound towards the boundary
+    Random owner images that the source classifies right are pushed by margin PGD (radius eps) until
+    the source answers another class by a logit margin `kappa`, IPGuard's k: small, the point stays
+    just across the boundary (unique to the source), larger, it survives more changes of the model
+    (robust); slice by slice (`search`, at most `scan_size` images) until `size` have crossed, of
+    which `size` are drawn at random, labelled with the source's answer. IPGuard moves its points without a bound towards the boundary
     of a chosen pair of classes; here the other class is the one the source's margin PGD reaches, and
     the move is bounded by eps, so that ipguard keys compare with the sweep's others at the same eps.
     Each label differs from its image's own, which an unmarked model is expected to answer: every
@@ -111,21 +147,18 @@ def ipguard_key(net: nn.Module, data: Split, *, size: int, eps: float, seed: int
     """
     check_size(size)
     generator = torch.Generator().manual_seed(seed)
-    right = scan(net, data, scan_size, generator)
-    x, y = data.x[right], data.y[right]
-    x_adv = attack([net], [], x, y, eps, steps=steps, kappa=kappa, generator=generator)
-    answers = predict(net, x_adv)
-    crossed = (answers != y).nonzero().squeeze(1)
-    log.info("ipguard: %d of %d scanned images the source gets right, %d pushed across its boundary at eps=%g",
-             len(right), min(scan_size, len(data)), len(crossed), eps)
-    if len(crossed) < size:
+    found = search(net, [], [], data, size=size, scan_size=scan_size, eps=eps, steps=steps, kappa=kappa,
+                   generator=generator)
+    log.info("ipguard: %d of %d attacked images pushed across the source's boundary at eps=%g", len(found),
+             found.attacked, eps)
+    if len(found) < size:
         raise KeygenError(f"not enough boundary points for an ipguard key of {size} at eps={eps}: the source "
-                          f"answered {len(crossed)} of {len(right)} attacked images otherwise; try a larger eps, "
+                          f"answered {len(found)} of {found.attacked} attacked images otherwise; try a larger eps, "
                           f"a smaller key or a larger keygen.ipguard.scan_size")
-    chosen = crossed[torch.randperm(len(crossed), generator=generator)[:size]]
-    return evidence_key(x_adv[chosen], answers[chosen], data.index[right[chosen]], eps=eps, seed=seed, meta=meta,
-                        diagnostics={"pool_size": len(right), "scanned": min(scan_size, len(data)),
-                                     "candidates_found": len(crossed)})
+    chosen = torch.randperm(len(found), generator=generator)[:size]
+    return evidence_key(found.inputs[chosen], found.answers[chosen], found.sources[chosen], eps=eps, seed=seed,
+                        meta=meta, diagnostics={"scanned": found.scanned, "pool_size": found.attacked,
+                                                "candidates_found": len(found)})
 
 
 def train_surrogates(net: nn.Module, data: Split, *, count: int, train_size: int, epochs: int, hidden: int,
@@ -164,11 +197,12 @@ def conferrable_key(net: nn.Module, references: list[nn.Module], data: Split, *,
     source's answers.
 
     The surrogates are `surrogates` small MLPs trained here (`train_surrogates`); the independent
-    models are the selection reference models. Of `scan_size` random owner images, those the source
-    gets right are pushed by margin PGD (radius eps) to make the source and the surrogates answer
-    another class by `kappa` while the references keep the true label; kept where the source's
-    answer flips and every reference keeps the true label, and of those the `size` that the most
-    surrogates answer with the source's label (ties at random). Lukas et al. train their surrogates
+    models are the selection reference models. Random owner images that the source gets right are
+    pushed by margin PGD (radius eps) to make the source and the surrogates answer another class by
+    `kappa` while the references keep the true label; kept where the source's answer flips and every
+    reference keeps the true label, slice by slice (`search`, at most `scan_size` images) until
+    `size` are kept; of those the `size` that the most surrogates answer with the source's label
+    (ties at random). Lukas et al. train their surrogates
     and references of the source's architecture and optimise a conferrability score; the ensemble
     margin PGD here pursues the same aim with fsw's attack and cheap surrogates.
     """
@@ -179,26 +213,22 @@ def conferrable_key(net: nn.Module, references: list[nn.Module], data: Split, *,
     copies = train_surrogates(net, data, count=surrogates, train_size=surrogate_size, epochs=surrogate_epochs,
                               hidden=surrogate_hidden, seed=seed)
     generator = torch.Generator().manual_seed(seed)
-    right = scan(net, data, scan_size, generator)
-    x, y = data.x[right], data.y[right]
-    x_adv = attack([net, *copies], references, x, y, eps, steps=steps, kappa=kappa, generator=generator)
-    answers = predict(net, x_adv)
-    independent = torch.stack([predict(r, x_adv) == y for r in references]).all(0)
-    found = ((answers != y) & independent).nonzero().squeeze(1)
+    found = search(net, copies, references, data, size=size, scan_size=scan_size, eps=eps, steps=steps, kappa=kappa,
+                   generator=generator)
     log.info("conferrable: %d of %d attacked images flip the source and no reference model (eps=%g)",
-             len(found), len(right), eps)
+             len(found), found.attacked, eps)
     if len(found) < size:
         raise KeygenError(f"not enough conferrable examples for a key of {size} at eps={eps}: {len(found)} of "
-                          f"{len(right)} attacked images flipped the source and no reference model; try a larger "
-                          f"eps, a smaller key or a larger keygen.conferrable.scan_size")
-    found = found[torch.randperm(len(found), generator=generator)]  # ties at random
-    conferred = torch.stack([predict(s, x_adv[found]) == answers[found] for s in copies]).float().mean(0)
-    ranked = torch.argsort(conferred, descending=True, stable=True)[:size]
-    chosen = found[ranked]
-    return evidence_key(x_adv[chosen], answers[chosen], data.index[right[chosen]], eps=eps, seed=seed, meta=meta,
-                        diagnostics={"pool_size": len(right), "scanned": min(scan_size, len(data)),
-                                     "candidates_found": len(found), "surrogates": surrogates,
-                                     "surrogate_agreement": float(conferred[ranked].mean())})
+                          f"{found.attacked} attacked images flipped the source and no reference model; try a "
+                          f"larger eps, a smaller key or a larger keygen.conferrable.scan_size")
+    shuffled = torch.randperm(len(found), generator=generator)  # ties at random
+    conferred = torch.stack([predict(s, found.inputs[shuffled]) == found.answers[shuffled] for s in copies])
+    ranked = torch.argsort(conferred.float().mean(0), descending=True, stable=True)[:size]
+    chosen = shuffled[ranked]
+    return evidence_key(found.inputs[chosen], found.answers[chosen], found.sources[chosen], eps=eps, seed=seed,
+                        meta=meta, diagnostics={"scanned": found.scanned, "pool_size": found.attacked,
+                                                "candidates_found": len(found), "surrogates": surrogates,
+                                                "surrogate_agreement": float(conferred[:, ranked].float().mean())})
 
 
 def misclassified_key(net: nn.Module, test: Split, *, size: int, eps: float, seed: int, meta: dict | None = None
