@@ -1,4 +1,8 @@
-"""Stage `embed`: fine-tune a model until it classifies its key with the key's labels ("stitching")."""
+"""Stage `embed`: fine-tune a model until it classifies its key with the key's labels ("stitching").
+
+The keys of a fingerprinting scheme (`fsw.grid.KEY_STRATEGIES`: embeds false) are made to fit the
+source as it is: their marked model is the source, passed on unchanged, so that every later stage
+treats every scheme alike."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from fsw.classifier import Classifier
 from fsw.config import resolved_config, setup_run
 from fsw.data import Split, batch_loader, load_splits
 from fsw.errors import ConfigError
+from fsw.grid import KEY_STRATEGIES
 from fsw.inference import accuracy, test_accuracy, test_accuracy_meta
 from fsw.io import json_text, load_model, model_bytes, write_together
 from fsw.key import Key, load_key
@@ -80,21 +85,30 @@ def run(cfg: DictConfig) -> dict:
     net, arch, meta = load_model(cfg.model_in)
     key = load_key(cfg.key_in)
     splits = load_splits(cfg.data)
+    strategy = key.meta.get("strategy", "paper")
+    fine_tuned = KEY_STRATEGIES[strategy].embeds
     before = {
         "test_acc_before": test_accuracy(net, meta, splits.test.x, splits.test.y),
         "key_acc_before": accuracy(net, key.inputs, key.labels),
     }
-    net, info = embed(net, key, splits.owner, cfg)
+    if fine_tuned:
+        net, info = embed(net, key, splits.owner, cfg)
+        after = {"test_acc_after": accuracy(net, splits.test.x, splits.test.y),
+                 "key_acc_after": accuracy(net, key.inputs, key.labels)}
+    else:
+        log.info("a %s key fingerprints the source as it is: the marked model is the source, not fine-tuned", strategy)
+        info = {"epochs": 0}
+        after = {"test_acc_after": before["test_acc_before"], "key_acc_after": before["key_acc_before"]}
     metrics = {
         "network": arch["name"],
         "seed": meta.get("seed"),
         "eps": key.eps,
         "key_size": len(key),
         "key_hash": key.hash,
-        "strategy": key.meta.get("strategy", "paper"),
+        "strategy": strategy,
         **before,
-        "test_acc_after": accuracy(net, splits.test.x, splits.test.y),
-        "key_acc_after": accuracy(net, key.inputs, key.labels),
+        **after,
+        "fine_tuned": fine_tuned,
         "epochs_used": info["epochs"],
         "wall_time_s": round(time.perf_counter() - started, 3),
         "config": resolved_config(cfg),
@@ -107,6 +121,7 @@ def run(cfg: DictConfig) -> dict:
         **{k: v for k, v in meta.items() if k in ("network", "seed")},
         "kind": "marked",
         "key_hash": key.hash,
+        "fine_tuned": fine_tuned,
         **test_accuracy_meta(metrics["test_acc_after"], splits.test.y),
     }
     write_together({cfg.model_out: model_bytes(net, arch, marked_meta), cfg.metrics_out: json_text(metrics)})

@@ -22,12 +22,17 @@ KEY_META_RULES = {"network": Rule("str"), "model_seed": integer(0, MAX_SEED, opt
 
 @dataclass(frozen=True)
 class Key:
-    """A watermark key: l inputs with their ORIGINAL labels; half true, half false adversaries."""
+    """A watermark key: l inputs with the labels a marked model answers. The paper's: the ORIGINAL
+    labels, half true, half false adversaries; the other strategies' in fsw.keygen and fsw.schemes."""
 
     inputs: torch.Tensor  # float32 [l, 1, 28, 28] in [0, 1]
     labels: torch.Tensor  # int64 [l]
-    is_true_adversary: torch.Tensor  # bool [l]: FGSM flipped the source model's prediction
-    source_indices: torch.Tensor  # int64 [l]: index of each source image in the MNIST training file
+    # bool [l]: an unmarked model is expected to answer the item otherwise (the paper: FGSM flipped
+    # the source model's prediction)
+    is_true_adversary: torch.Tensor
+    # int64 [l]: index of each source image in the MNIST training file (the test file for the
+    # misclassified strategy)
+    source_indices: torch.Tensor
     eps: float
     seed: int
     meta: dict  # network and seed of the source model, strategy, provenance

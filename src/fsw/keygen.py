@@ -1,5 +1,6 @@
 """Stage `keygen`: make a key from the owner's model by one of the key strategies, and ship it with the
-answers of the owner's reference models (its calibration)."""
+answers of the owner's reference models (its calibration). The paper's and the transfer strategy
+are here; the other ownership schemes in `fsw.schemes`."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from fsw import schemes
 from fsw.adversarial import fgsm, margin_pgd, margins
 from fsw.config import resolved_config, setup_run
 from fsw.data import load_splits
 from fsw.errors import KeygenError
+from fsw.grid import KEY_STRATEGIES
 from fsw.inference import INFERENCE_BATCH, predict
 from fsw.io import json_text, load_model, provenance, write_together
 from fsw.key import Calibration, Key, key_bytes
@@ -267,25 +270,37 @@ def check_not_vacuous(key: Key, rule: str, z: float, refuse: bool = True) -> int
     return threshold
 
 
+# How each key strategy makes its key from the source `net`, the selection reference models (loaded
+# for the strategies whose fsw.grid.KEY_STRATEGIES entry says they need them), the data splits and
+# the keygen settings (each strategy's own under its name); `common` is the key's size, eps, seed and meta.
+GENERATORS = {
+    "paper": lambda net, references, splits, settings, **common: generate_key(
+        net, splits.owner.x, splits.owner.y, splits.owner.index, pool_size=int(settings.pool_size),
+        max_pool=settings.max_pool, **common),
+    "transfer": lambda net, references, splits, settings, **common: transfer_key(
+        net, references, splits.owner, **settings.transfer, **common),
+    "backdoor": lambda net, references, splits, settings, **common: schemes.backdoor_key(
+        splits.owner, **settings.backdoor, **common),
+    "ipguard": lambda net, references, splits, settings, **common: schemes.ipguard_key(
+        net, splits.owner, **settings.ipguard, **common),
+    "conferrable": lambda net, references, splits, settings, **common: schemes.conferrable_key(
+        net, references, splits.owner, **settings.conferrable, **common),
+    "misclassified": lambda net, references, splits, settings, **common: schemes.misclassified_key(
+        net, splits.test, **common),
+}
+
+
 def run(cfg: DictConfig) -> dict:
     setup_run(cfg)
     started = time.perf_counter()
     net, arch, meta = load_model(cfg.model_in)
-    owner = load_splits(cfg.data).owner
     settings = cfg.keygen
-    key_meta = {"network": arch["name"], "model_seed": meta.get("seed"), "strategy": settings.strategy,
-                **provenance()}
-    if settings.strategy == "paper":
-        key, diagnostics = generate_key(
-            net, owner.x, owner.y, owner.index, size=int(settings.size), eps=float(settings.eps),
-            seed=int(cfg.seed), pool_size=int(settings.pool_size), max_pool=settings.max_pool, meta=key_meta)
-    else:
-        references = [load_model(path)[0] for path in cfg.selection_in]
-        transfer = settings.transfer
-        key, diagnostics = transfer_key(
-            net, references, owner, size=int(settings.size), eps=float(settings.eps), seed=int(cfg.seed),
-            scan_size=int(transfer.scan_size), pool_size=int(transfer.pool_size), steps=int(transfer.steps),
-            kappa=float(transfer.kappa), meta=key_meta)
+    strategy = settings.strategy
+    references = ([load_model(path)[0] for path in cfg.selection_in] if KEY_STRATEGIES[strategy].selection
+                  else [])
+    key_meta = {"network": arch["name"], "model_seed": meta.get("seed"), "strategy": strategy, **provenance()}
+    key, diagnostics = GENERATORS[strategy](net, references, load_splits(cfg.data), settings, size=int(settings.size),
+                                            eps=float(settings.eps), seed=int(cfg.seed), meta=key_meta)
     if cfg.calibration_in:
         key = Key(**{**key.__dict__, "calibration": calibrate(key, cfg.calibration_in)})
         diagnostics["calibration_models"] = len(cfg.calibration_in)

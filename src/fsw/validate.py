@@ -202,10 +202,21 @@ RULES: dict[str, Rule] = {
     "keygen.transfer.pool_size": POSITIVE,
     "keygen.transfer.steps": POSITIVE,
     "keygen.transfer.kappa": number(0),
+    "keygen.backdoor.patch": integer(1, 28),  # a square within the 28x28 image
+    "keygen.ipguard.scan_size": POSITIVE,
+    "keygen.ipguard.steps": POSITIVE,
+    "keygen.ipguard.kappa": number(0),
+    "keygen.conferrable.scan_size": POSITIVE,
+    "keygen.conferrable.steps": POSITIVE,
+    "keygen.conferrable.kappa": number(0),
+    "keygen.conferrable.surrogates": POSITIVE,
+    "keygen.conferrable.surrogate_size": POSITIVE,
+    "keygen.conferrable.surrogate_epochs": POSITIVE,
+    "keygen.conferrable.surrogate_hidden": POSITIVE,
     "decision.rule": choice("fsw.stats.decision:DECISION_RULES"),
     "decision.z": fraction(),
     "keygen.eps": fraction(hi_open=False),  # (0, 1]: an FGSM step on images in [0, 1]
-    "keygen.size": integer(2, even=True),  # half true, half false adversaries
+    "keygen.size": integer(2, even=True),  # even: the paper's keys are half true, half false adversaries
     "keygen.pool_size": POSITIVE,
     "keygen.max_pool": OPTIONAL_POSITIVE,
     # embed/

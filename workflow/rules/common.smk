@@ -28,8 +28,9 @@ def population(groups):
 
 
 # The unmarked models a key is checked against, in populations that never mix: the owner's reference
-# models (selection: the transfer strategy picks key items against them; calibration: the key ships
-# their answers, to which the decision is fitted) and the held-out models (false positives only).
+# models (selection: the transfer and conferrable strategies pick key items against them; calibration:
+# the key ships their answers, to which the decision is fitted) and the held-out models (false
+# positives only).
 SELECTION = population(config["reference"]["selection"])
 CALIBRATION = population(config["reference"]["calibration"])
 HELDOUT = population(config["heldout"])

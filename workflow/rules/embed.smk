@@ -20,7 +20,8 @@ rule embed:
     resources:
         mem_mb=2000,
         runtime=30,
-        gpu=TRAINING_GPUS,
+        # a fingerprinting scheme's "embedding" copies the source and trains nothing
+        gpu=lambda wc: TRAINING_GPUS if KEY_STRATEGIES[wc.strategy].embeds else 0,
     conda:
         "../../environment.yml"
     script:

@@ -1,11 +1,12 @@
-# A key per source model, eps, size and strategy. The transfer strategy selects its items against
-# the selection models; every key ships the answers of the calibration models (its calibration).
+# A key per source model, eps, size and strategy (fsw.grid.KEY_STRATEGIES: the ownership schemes
+# compared). The strategies that pick items against the selection models (transfer, conferrable) get
+# them as inputs; every key ships the answers of the calibration models (its calibration).
 
 
 rule keygen:
     input:
         model=source_model,
-        selection=lambda wc: trained(SELECTION) if wc.strategy == "transfer" else [],
+        selection=lambda wc: trained(SELECTION) if KEY_STRATEGIES[wc.strategy].selection else [],
         calibration=trained(CALIBRATION),
     output:
         key=f"{KEY_DIR}/key.pt",
@@ -13,8 +14,8 @@ rule keygen:
     params:
         overrides=lambda wc: overrides("keygen")
         + [f"seed={wc.seed}", f"keygen.eps={wc.eps}", f"keygen.size={wc.key_size}", f"keygen.strategy={wc.strategy}"]
-        # the paper's keys are made for the comparison even where the decision can call nothing marked
-        + (["keygen.vacuous=warn"] if wc.strategy == "paper" else []),
+        # the keys made for the comparison are kept even where the decision can call nothing marked
+        + (["keygen.vacuous=warn"] if KEY_STRATEGIES[wc.strategy].keep_vacuous else []),
     log:
         f"{LOGS}/keygen/{KEY}.log",
     benchmark:

@@ -4,8 +4,9 @@ records of the same key, for comparison.
 
 A record's role is its population (`fsw.grid.POPULATIONS`): the marked model, its attacked and
 extracted copies, the unmarked model the key was made from (`source`: it errs on exactly the true
-adversaries by construction, so it is reported apart), and three null populations that never mix:
-`selection` (the transfer strategy picked the key against them), `calibration` (the key ships their
+adversaries of an embedded key by construction, and is the marked model itself for a scheme that
+embeds nothing, so it is reported apart), and three null populations that never mix: `selection`
+(the transfer and conferrable strategies picked the key against them), `calibration` (the key ships their
 answers; every calibrated rule is fitted to them) and `heldout` (never used to select or to fit:
 the false-positive rate is measured on these alone).
 
