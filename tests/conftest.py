@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fsw.data import load_mnist
+from fsw.data import load_dataset
 from fsw.errors import DataError
 from fsw.stages import compose
 
@@ -23,7 +23,7 @@ def data_root() -> Path:
     downloaded there once when absent and online."""
     root = Path(os.environ.get("FSW_DATA_ROOT", REPO / "data"))
     try:
-        load_mnist(root)
+        load_dataset(root)
     except DataError as error:
         pytest.exit(f"{error}", returncode=2)
     os.environ["FSW_DATA_ROOT"] = str(root)

@@ -303,7 +303,7 @@ def no_work(monkeypatch, module) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError(f"{module.__name__}.run started working before it checked its config")
 
-    for name in ("load_splits", "load_mnist", "load_model", "load_key", "build_network", "make_trainer"):
+    for name in ("load_splits", "load_dataset", "load_model", "load_key", "build_network", "make_trainer"):
         monkeypatch.setattr(module, name, refuse, raising=False)
 
 
