@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from fsw.classifier import Classifier
 from fsw.config import resolved_config, setup_run
-from fsw.data import Split, batch_loader, load_splits
+from fsw.data import Split, batch_loader, check_same_dataset, load_splits
 from fsw.errors import ConfigError
 from fsw.inference import accuracy, test_accuracy, test_accuracy_meta
 from fsw.io import json_text, load_model, model_bytes, write_together
@@ -79,6 +79,7 @@ def run(cfg: DictConfig) -> dict:
     started = time.perf_counter()
     net, arch, meta = load_model(cfg.model_in)
     key = load_key(cfg.key_in)
+    check_same_dataset(cfg.data.name, {f"model {cfg.model_in}": meta, f"key {cfg.key_in}": key.meta})
     splits = load_splits(cfg.data)
     before = {
         "test_acc_before": test_accuracy(net, meta, splits.test.x, splits.test.y),
@@ -88,6 +89,7 @@ def run(cfg: DictConfig) -> dict:
     metrics = {
         "network": arch["name"],
         "seed": meta.get("seed"),
+        "dataset": cfg.data.name,
         "eps": key.eps,
         "key_size": len(key),
         "key_hash": key.hash,
@@ -106,6 +108,7 @@ def run(cfg: DictConfig) -> dict:
     marked_meta = {
         **{k: v for k, v in meta.items() if k in ("network", "seed")},
         "kind": "marked",
+        "dataset": cfg.data.name,
         "key_hash": key.hash,
         **test_accuracy_meta(metrics["test_acc_after"], splits.test.y),
     }
