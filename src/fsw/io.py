@@ -215,7 +215,7 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict, dict]:
     if classes and classes[0] != NUM_CLASSES:
         raise ModelFileError(
             f"model file {path}: wrong number of classes: its classifier has {classes[0]} outputs, "
-            f"fsw networks classify the {NUM_CLASSES} MNIST classes"
+            f"fsw networks classify the {NUM_CLASSES} classes of its datasets"
         )
     if wrong:
         shown = "; ".join(f"{k} is {got}, {name!r} needs {want}" for k, (got, want) in list(wrong.items())[:3])
