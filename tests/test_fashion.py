@@ -6,7 +6,6 @@ root has none (config/README.md says how to link Debian's dataset-fashion-mnist 
 from __future__ import annotations
 
 import gzip
-import shutil
 import subprocess
 import sys
 from pathlib import Path
