@@ -5,7 +5,8 @@ CORES ?= all
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.fsw-installed
 
-# Where MNIST is read from (MNIST/raw/ below it), downloaded there when missing and online.
+# The data root: MNIST is read from MNIST/raw/ below it, Fashion-MNIST from FashionMNIST/raw/
+# (config/README.md, "Data"); each is downloaded there when missing and online.
 FSW_DATA_ROOT ?= $(CURDIR)/data
 export FSW_DATA_ROOT
 

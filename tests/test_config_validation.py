@@ -169,7 +169,7 @@ def test_valid_hydra_overrides_pass(tmp_path):
     check_sweep(config)
 
 
-@pytest.mark.parametrize("configfile", ["config.yaml", "smoke.yaml", "paper.yaml", "keysizes.yaml"])
+@pytest.mark.parametrize("configfile", ["config.yaml", "smoke.yaml", "paper.yaml", "keysizes.yaml", "fashion.yaml"])
 def test_shipped_sweep_configs_are_valid(configfile):
     """Each as Snakemake sees it with --configfile: merged into config/config.yaml."""
     from snakemake.utils import update_config, validate
@@ -303,7 +303,7 @@ def no_work(monkeypatch, module) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError(f"{module.__name__}.run started working before it checked its config")
 
-    for name in ("load_splits", "load_mnist", "load_model", "load_key", "build_network", "make_trainer"):
+    for name in ("load_splits", "load_dataset", "load_model", "load_key", "build_network", "make_trainer"):
         monkeypatch.setattr(module, name, refuse, raising=False)
 
 

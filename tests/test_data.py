@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fsw.data import MNIST_MD5, check_mnist_files, load_mnist, load_splits
+from fsw.data import MNIST_MD5, load_dataset, load_splits, read_files
 from fsw.errors import DataError
 from tests.conftest import tiny
 
@@ -29,8 +29,8 @@ def data_copy(data_root: Path, tmp_path: Path, copied: str = SMALL) -> Path:
 
 def test_the_copy_is_valid(data_root, tmp_path):
     root = data_copy(data_root, tmp_path)
-    check_mnist_files(root)
-    train, test = load_mnist(root, download=False)
+    read_files(root)
+    train, test = load_dataset(root, download=False)
     assert len(train) == 60_000 and len(test) == 10_000
 
 
@@ -53,8 +53,8 @@ def test_corrupted_file_md5_mismatch(data_root, tmp_path, damage):
     root = data_copy(data_root, tmp_path)
     path = root / "MNIST" / "raw" / SMALL
     damage(path)
-    for load in (lambda: check_mnist_files(root), lambda: load_mnist(root, download=False),
-                 lambda: load_mnist(root, download=True)):  # present but corrupt: never downloaded over
+    for load in (lambda: read_files(root), lambda: load_dataset(root, download=False),
+                 lambda: load_dataset(root, download=True)):  # present but corrupt: never downloaded over
         with pytest.raises(DataError) as info:
             load()
         message = str(info.value)
@@ -66,16 +66,16 @@ def test_missing_file_is_named(data_root, tmp_path, missing):
     root = data_copy(data_root, tmp_path)
     (root / "MNIST" / "raw" / missing).unlink()
     with pytest.raises(DataError) as info:
-        load_mnist(root, download=False)
+        load_dataset(root, download=False)
     message = str(info.value)
     assert f"missing {missing}" in message and str(root / "MNIST" / "raw") in message, message
     with pytest.raises(DataError, match=f"missing {missing}"):
-        check_mnist_files(root)
+        read_files(root)
 
 
 def test_empty_data_root(tmp_path):
     with pytest.raises(DataError) as info:
-        load_mnist(tmp_path / "nothing-here", download=False)
+        load_dataset(tmp_path / "nothing-here", download=False)
     assert "MNIST not found under" in str(info.value) and "FSW_DATA_ROOT" in str(info.value)
 
 
@@ -85,7 +85,7 @@ def test_unreadable_file(data_root, tmp_path):
     path.unlink()
     path.mkdir()  # a folder where the file should be: present by name, unreadable as a file
     with pytest.raises(DataError) as info:
-        check_mnist_files(root)
+        read_files(root)
     assert f"missing {SMALL}" in str(info.value)
 
 
@@ -143,17 +143,17 @@ def test_an_epochs_shuffled_batches_depend_on_the_seed_and_the_epoch_alone():
 
 
 def test_mnist_is_read_once_per_folder_and_reread_when_a_file_changes(data_root, tmp_path):
-    from fsw.data import _read_checked_mnist
+    from fsw.data import _read_checked
 
     root = data_copy(data_root, tmp_path)
-    _read_checked_mnist.cache_clear()
-    first, _ = load_mnist(root, download=False)
+    _read_checked.cache_clear()
+    first, _ = load_dataset(root, download=False)
     first.x.zero_()  # a stage's in-place change must not reach the next load
-    second, _ = load_mnist(root, download=False)
-    assert _read_checked_mnist.cache_info().hits == 1 and second.x.max() == 1.0
+    second, _ = load_dataset(root, download=False)
+    assert _read_checked.cache_info().hits == 1 and second.x.max() == 1.0
     flip_a_byte(root / "MNIST" / "raw" / SMALL)  # a new size or time: checked again, and refused
     with pytest.raises(DataError, match="corrupt"):
-        load_mnist(root, download=False)
+        load_dataset(root, download=False)
 
 
 def test_splits_are_disjoint_sized_and_fixed_by_the_split_seed():
@@ -165,7 +165,7 @@ def test_splits_are_disjoint_sized_and_fixed_by_the_split_seed():
     assert [len(part) for part in parts.values()] == [2000, 200, 500] and len(splits.test) == 500
     indices = [set(part.index.tolist()) for part in parts.values()]
     assert sum(map(len, indices)) == len(set().union(*indices))  # no training image in two parts
-    train, test = load_mnist(cfg.root, download=False)
+    train, test = load_dataset(cfg.root, download=False)
     for part in [*parts.values(), splits.test]:
         source = test if part is splits.test else train
         assert torch.equal(part.x, source.x[part.index]) and torch.equal(part.y, source.y[part.index])

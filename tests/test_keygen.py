@@ -27,10 +27,10 @@ def test_fgsm_is_a_sign_step_clipped_to_the_unit_box():
 
 
 def test_true_and_false_adversaries(trained_mlp, data_root):
-    from fsw.data import load_mnist
+    from fsw.data import load_dataset
 
     net, _, _ = load_model(trained_mlp)
-    train, _ = load_mnist(data_root)
+    train, _ = load_dataset(data_root)
     x, y, index = train.x[:300], train.y[:300], train.index[:300]
     found = find_candidates(net, x, y, index, eps=0.1)
     from fsw.inference import predict
@@ -43,12 +43,12 @@ def test_true_and_false_adversaries(trained_mlp, data_root):
 
 
 def test_key_composition_and_labels(trained_mlp, mlp_key, data_root):
-    from fsw.data import load_mnist
+    from fsw.data import load_dataset
     from fsw.inference import predict
 
     key = load_key(mlp_key)
     net, _, _ = load_model(trained_mlp)
-    train, _ = load_mnist(data_root)
+    train, _ = load_dataset(data_root)
     assert len(key) == 20 and int(key.is_true_adversary.sum()) == 10
     # Labels are the ORIGINAL labels of the source images, which the model got right.
     assert torch.equal(key.labels, train.y[key.source_indices])
@@ -114,9 +114,9 @@ def test_transfer_key_items_are_what_their_flags_say(trained_mlp, reference_mode
     # the source flips exactly the true adversaries and keeps the false ones
     assert torch.equal(answers != key.labels, key.is_true_adversary)
     # every item lies within eps of the training image it was made from
-    from fsw.data import load_mnist
+    from fsw.data import load_dataset
 
-    train, _ = load_mnist(__import__("os").environ["FSW_DATA_ROOT"])
+    train, _ = load_dataset(__import__("os").environ["FSW_DATA_ROOT"])
     assert (key.inputs - train.x[key.source_indices]).abs().max() <= key.eps + 1e-6
     # the selection models (the first of each family) were fooled on the items they were picked against
     for path in reference_models[0::2]:

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from fsw.classifier import Classifier
 from fsw.config import resolved_config, setup_run
-from fsw.data import Split, batch_loader, load_splits
+from fsw.data import Split, batch_loader, check_same_dataset, load_splits
 from fsw.errors import ConfigError
 from fsw.grid import KEY_STRATEGIES
 from fsw.inference import accuracy, test_accuracy, test_accuracy_meta
@@ -84,6 +84,7 @@ def run(cfg: DictConfig) -> dict:
     started = time.perf_counter()
     net, arch, meta = load_model(cfg.model_in)
     key = load_key(cfg.key_in)
+    check_same_dataset(cfg.data.name, {f"model {cfg.model_in}": meta, f"key {cfg.key_in}": key.meta})
     splits = load_splits(cfg.data)
     strategy = key.meta.get("strategy", "paper")
     fine_tuned = KEY_STRATEGIES[strategy].embeds
@@ -102,6 +103,7 @@ def run(cfg: DictConfig) -> dict:
     metrics = {
         "network": arch["name"],
         "seed": meta.get("seed"),
+        "dataset": cfg.data.name,
         "eps": key.eps,
         "key_size": len(key),
         "key_hash": key.hash,
@@ -120,6 +122,7 @@ def run(cfg: DictConfig) -> dict:
     marked_meta = {
         **{k: v for k, v in meta.items() if k in ("network", "seed")},
         "kind": "marked",
+        "dataset": cfg.data.name,
         "key_hash": key.hash,
         "fine_tuned": fine_tuned,
         **test_accuracy_meta(metrics["test_acc_after"], splits.test.y),

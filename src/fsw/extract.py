@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from fsw.adversarial import fgsm
 from fsw.classifier import Classifier
 from fsw.config import resolved_config, setup_run
-from fsw.data import batch_loader, load_splits
+from fsw.data import batch_loader, check_same_dataset, load_splits
 from fsw.errors import ConfigError
 from fsw.inference import accuracy, test_accuracy_meta
 from fsw.io import json_text, load_model, model_bytes, write_together
@@ -42,7 +42,9 @@ def victim_oracle(cfg: DictConfig, budget: int) -> Iterator[Oracle]:
         ) as oracle:
             yield oracle
     elif cfg.victim_in:
-        yield LocalOracle(load_model(cfg.victim_in)[0])
+        net, _, meta = load_model(cfg.victim_in)
+        check_same_dataset(cfg.data.name, {f"victim model {cfg.victim_in}": meta})
+        yield LocalOracle(net)
     else:
         raise ConfigError("extract needs the victim: remote.url (its API) or victim_in (its file)")
 
@@ -121,6 +123,7 @@ def run(cfg: DictConfig) -> dict:
     metrics = {
         "network": arch["name"],
         "seed": int(cfg.seed),
+        "dataset": cfg.data.name,
         "oracle": "remote" if cfg.remote.url else "local",
         "budget": int(cfg.budget),
         "queries": oracle.queries,
@@ -139,6 +142,7 @@ def run(cfg: DictConfig) -> dict:
     )
     meta = {
         "kind": "extracted",
+        "dataset": cfg.data.name,
         "network": arch["name"],
         "seed": int(cfg.seed),
         "budget": int(cfg.budget),

@@ -132,7 +132,8 @@ def provenance() -> dict[str, str]:
 MODEL_FORMAT = "fsw-model/1"
 # The metadata fields of a model file that fsw reads back (to name, seed and describe models).
 MODEL_META_RULES = {"network": Rule("str"), "seed": integer(0, MAX_SEED, optional=True),
-                    "split": choice("fsw.validate:TRAINING_SPLITS"), "test_acc": number(0, 1), "test_size": COUNT}
+                    "split": choice("fsw.validate:TRAINING_SPLITS"), "test_acc": number(0, 1), "test_size": COUNT,
+                    "dataset": choice("fsw.validate:DATASETS")}
 
 
 def state_hash(state: dict[str, torch.Tensor]) -> str:
@@ -214,7 +215,7 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict, dict]:
     if classes and classes[0] != NUM_CLASSES:
         raise ModelFileError(
             f"model file {path}: wrong number of classes: its classifier has {classes[0]} outputs, "
-            f"fsw networks classify the {NUM_CLASSES} MNIST classes"
+            f"fsw networks classify the {NUM_CLASSES} classes of its datasets"
         )
     if wrong:
         shown = "; ".join(f"{k} is {got}, {name!r} needs {want}" for k, (got, want) in list(wrong.items())[:3])

@@ -17,7 +17,7 @@ from fsw.validate import MAX_SEED, Rule, choice, integer, record_problems
 KEY_FORMAT = "fsw-key/1"
 # The metadata fields of a key file that fsw reads back (into verify records).
 KEY_META_RULES = {"network": Rule("str"), "model_seed": integer(0, MAX_SEED, optional=True),
-                  "strategy": choice("fsw.grid:KEY_STRATEGIES")}
+                  "strategy": choice("fsw.grid:KEY_STRATEGIES"), "dataset": choice("fsw.validate:DATASETS")}
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,12 @@ class Key:
     # bool [l]: an unmarked model is expected to answer the item otherwise (the paper: FGSM flipped
     # the source model's prediction)
     is_true_adversary: torch.Tensor
-    # int64 [l]: index of each source image in the MNIST training file (the test file for the
+    # int64 [l]: index of each source image in the dataset's training file (its test file for the
     # misclassified strategy)
     source_indices: torch.Tensor
     eps: float
     seed: int
-    meta: dict  # network and seed of the source model, strategy, provenance
+    meta: dict  # network and seed of the source model, dataset, strategy, provenance
     calibration: Calibration | None = None  # the owner's reference models' answers to this key
 
     def __len__(self) -> int:

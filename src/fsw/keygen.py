@@ -15,7 +15,7 @@ from torch import nn
 from fsw import schemes
 from fsw.adversarial import fgsm, margin_pgd, margins
 from fsw.config import resolved_config, setup_run
-from fsw.data import load_splits
+from fsw.data import check_same_dataset, dataset_of, load_splits
 from fsw.errors import KeygenError
 from fsw.grid import KEY_STRATEGIES
 from fsw.inference import INFERENCE_BATCH, predict
@@ -239,11 +239,18 @@ def model_id(meta: dict, path) -> str:
     return str(path)
 
 
+def reference_model(path, population: str, dataset: str) -> tuple[torch.nn.Module, dict, dict]:
+    """A reference model of `population` (selection, calibration), refused if made with another dataset."""
+    net, arch, meta = load_model(path)
+    check_same_dataset(dataset, {f"{population} model {path}": meta})
+    return net, arch, meta
+
+
 def calibrate(key: Key, paths) -> Calibration:
     """How the reference models at `paths` answer the key (loaded one at a time)."""
     models, families, rows = [], [], []
     for path in paths:
-        net, arch, meta = load_model(path)
+        net, arch, meta = reference_model(path, "calibration", dataset_of(key.meta))
         models.append(model_id(meta, path))
         families.append(str(meta.get("network", arch["name"])))
         rows.append(predict(net, key.inputs) == key.labels)
@@ -294,11 +301,13 @@ def run(cfg: DictConfig) -> dict:
     setup_run(cfg)
     started = time.perf_counter()
     net, arch, meta = load_model(cfg.model_in)
+    check_same_dataset(cfg.data.name, {f"model {cfg.model_in}": meta})
     settings = cfg.keygen
     strategy = settings.strategy
-    references = ([load_model(path)[0] for path in cfg.selection_in] if KEY_STRATEGIES[strategy].selection
-                  else [])
-    key_meta = {"network": arch["name"], "model_seed": meta.get("seed"), "strategy": strategy, **provenance()}
+    references = ([reference_model(path, "selection", cfg.data.name)[0] for path in cfg.selection_in]
+                  if KEY_STRATEGIES[strategy].selection else [])
+    key_meta = {"network": arch["name"], "model_seed": meta.get("seed"), "strategy": strategy,
+                "dataset": cfg.data.name, **provenance()}
     key, diagnostics = GENERATORS[strategy](net, references, load_splits(cfg.data), settings, size=int(settings.size),
                                             eps=float(settings.eps), seed=int(cfg.seed), meta=key_meta)
     if cfg.calibration_in:
@@ -309,7 +318,7 @@ def run(cfg: DictConfig) -> dict:
     decision = cfg.decision
     diagnostics["threshold"] = check_not_vacuous(key, decision.rule if key.calibration else PAPER_RULE,
                                                  float(decision.z), refuse=settings.vacuous == "refuse")
-    diagnostics.update(network=arch["name"], strategy=settings.strategy,
+    diagnostics.update(network=arch["name"], strategy=settings.strategy, dataset=cfg.data.name,
                        wall_time_s=round(time.perf_counter() - started, 3), config=resolved_config(cfg))
     write_together({cfg.key_out: key_bytes(key), cfg.report_out: json_text(diagnostics)})
     return diagnostics

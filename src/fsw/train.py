@@ -37,6 +37,7 @@ def run(cfg: DictConfig) -> dict:
         "epochs": int(trainer.current_epoch),
         "precision": trainer.precision,
         "split": cfg.split,
+        "dataset": cfg.data.name,
         "train_size": len(data),
         "val_acc": accuracy(net, splits.val.x, splits.val.y),
         "test_acc": accuracy(net, splits.test.x, splits.test.y),
@@ -44,7 +45,8 @@ def run(cfg: DictConfig) -> dict:
         "config": resolved_config(cfg),
     }
     log.info("trained %s: test accuracy %.4f", cfg.network.name, metrics["test_acc"])
-    meta = {"kind": "base", "network": cfg.network.name, "seed": int(cfg.seed), "split": cfg.split}
+    meta = {"kind": "base", "network": cfg.network.name, "seed": int(cfg.seed), "split": cfg.split,
+            "dataset": cfg.data.name}
     meta.update(test_accuracy_meta(metrics["test_acc"], splits.test.y))
     write_together({cfg.model_out: model_bytes(net, arch, meta), cfg.metrics_out: json_text(metrics)})
     return metrics

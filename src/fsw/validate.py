@@ -42,10 +42,12 @@ from omegaconf.errors import (
 
 from fsw.errors import ConfigError
 
-DATASETS = {"mnist": "MNIST"}  # what fsw.data.load_splits accepts
+# The datasets fsw.data reads (data.name) -> the folder of each under the data root, <root>/<folder>/raw/:
+# torchvision's layout, named after its dataset class (which downloads it there).
+DATASETS = {"mnist": "MNIST", "fashion": "FashionMNIST"}
 IRNN_MODES = {"rows": 28, "pixels": 784}  # fsw.networks.IRNN's modes -> sequence length
 VACUOUS = ("refuse", "warn")  # what keygen does with a key on which the decision can call nothing marked
-TRAINING_SPLITS = ("owner", "attacker")  # the parts of MNIST a model may be trained on
+TRAINING_SPLITS = ("owner", "attacker")  # the parts of a dataset a model may be trained on
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
 MAX_HIDDEN_LAYERS = 64  # an MLP's depth: far beyond any useful MNIST model, and quick to build
 

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from fsw.config import resolved_config, setup_run
-from fsw.data import load_splits
+from fsw.data import check_same_dataset, load_splits
 from fsw.errors import ConfigError
 from fsw.inference import test_accuracy
 from fsw.io import load_model, provenance, write_json
@@ -84,20 +84,24 @@ def run(cfg: DictConfig) -> dict:
     if key.calibration is None:
         log.warning("key %s ships no calibration: the verdict is the paper's rule, which calls most "
                     "unmarked models marked (README, 'What a verification proves')", key.hash[:12])
-    test = load_splits(cfg.data).test
     suspect = OmegaConf.to_container(cfg.suspect, resolve=True)
     # With a remote suspect the key queries go to the API alone; its file, if the verifier has it,
     # only describes it in the record (network, seed, test accuracy).
+    files = {f"key {cfg.key_in}": key.meta}
     if cfg.model_in:
         net, arch, meta = load_model(cfg.model_in)
+        files[f"model {cfg.model_in}"] = meta
     elif cfg.remote.url:
         net, arch, meta = None, {"name": suspect["network"]}, {"seed": suspect["seed"]}
     else:
         raise ConfigError("verify needs the suspect: model_in (its file) or remote.url (its API)")
+    check_same_dataset(cfg.data.name, files)
+    test = load_splits(cfg.data).test
     outcome = query_suspect(cfg, net, key, test.x)
     record = {
         "network": key.meta.get("network"),
         "seed": key.meta.get("model_seed"),
+        "dataset": cfg.data.name,
         "eps": key.eps,
         "key_size": len(key),
         "key_true_adversaries": int(key.is_true_adversary.sum()),

@@ -12,7 +12,7 @@ from torch import nn
 
 from fsw.attack import check_attack
 from fsw.config import resolved_config, seed_everything, setup_run
-from fsw.data import Split, load_splits
+from fsw.data import Split, check_same_dataset, load_splits
 from fsw.inference import accuracy, test_accuracy, test_accuracy_meta
 from fsw.io import json_text, load_model, model_bytes, write_together
 from fsw.networks import build_network, weight_parameters
@@ -52,6 +52,7 @@ def run(cfg: DictConfig) -> dict:
     level = OmegaConf.select(cfg, "attack.level")  # None when unset (???): check_attack says why
     check_attack(name, level)  # before the slow part, so that a bad sweep point fails at once
     net, arch, meta = load_model(cfg.model_in)
+    check_same_dataset(cfg.data.name, {f"model {cfg.model_in}": meta})
     splits = load_splits(cfg.data)
     attack_started = time.perf_counter()
     attacked, measured = apply_attack(name, level, net, arch, cfg, splits.attacker)
@@ -59,6 +60,7 @@ def run(cfg: DictConfig) -> dict:
     metrics = {
         "network": arch["name"],
         "seed": meta.get("seed"),
+        "dataset": cfg.data.name,
         "attack": name,
         "level": level,
         "test_acc_before": test_accuracy(net, meta, splits.test.x, splits.test.y),
@@ -80,6 +82,7 @@ def run(cfg: DictConfig) -> dict:
     attacked_meta = {
         **{k: v for k, v in meta.items() if k in ("network", "seed")},
         "kind": "attacked",
+        "dataset": cfg.data.name,
         "attack": name,
         "level": level,
         **test_accuracy_meta(metrics["test_acc_after"], splits.test.y),
