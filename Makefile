@@ -10,7 +10,7 @@ STAMP := $(VENV)/.fsw-installed
 FSW_DATA_ROOT ?= $(CURDIR)/data
 export FSW_DATA_ROOT
 
-.PHONY: setup run smoke test readme clean
+.PHONY: setup run smoke compare test readme clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,14 @@ readme: setup
 
 smoke: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml
+
+# The ownership schemes on MNIST (reusing the default sweep's models) and on Fashion-MNIST, then one
+# table and figure of both: results/compare/schemes.{csv,html,png}.
+compare: setup
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/compare.yaml
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/compare.yaml config/fashion.yaml \
+	  --config results=results/compare/fashion models=results/compare/fashion/train
+	$(BIN)/python tools/compare.py results/compare/mnist results/compare/fashion --out results/compare
 
 test: setup
 	$(BIN)/pytest

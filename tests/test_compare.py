@@ -1,0 +1,69 @@
+"""The schemes comparison: config/compare.yaml plans every scheme on both datasets, and
+tools/compare.py stacks the sweeps' schemes tables into one table and figure."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fsw.grid import KEY_STRATEGIES
+from fsw.stats import tables
+from fsw.stats.rules import annotate
+from fsw.stats.simulate import simulate_records
+from tools import compare
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def planned(tmp_path, *extra) -> str:
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+               "-n", "--configfile", str(REPO / "config" / "compare.yaml"), *extra]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    return done.stdout
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion"])
+def test_the_comparison_plans_every_scheme(tmp_path, dataset):
+    extra = [] if dataset == "mnist" else [str(REPO / "config" / "fashion.yaml"), "--config",
+                                           "results=results/compare/fashion", "models=results/compare/fashion/train"]
+    out = planned(tmp_path, *extra)
+    for strategy in KEY_STRATEGIES:
+        for network in ("mlp", "irnn"):
+            assert f"results/compare/{dataset}/keygen/{network}/s0/eps0.1/l100/{strategy}/key.pt" in out
+    assert f"results/compare/{dataset}/tables/schemes.csv" in out
+    models = "results/train/" if dataset == "mnist" else "results/compare/fashion/train/"
+    assert f"{models}owner/mlp/s0/model.pt" in out
+
+
+def schemes_table(dataset: str, seed: int) -> pd.DataFrame:
+    records = simulate_records(networks=("mlp",), eps=(0.1,), key_sizes=(50,), seed=seed)
+    records["dataset"] = dataset
+    return tables.schemes(annotate(records, "family_binomial", 0.05), "family_binomial")
+
+
+def test_the_schemes_tables_of_two_sweeps_become_one(tmp_path, monkeypatch):
+    folders = []
+    for seed, dataset in enumerate(["mnist", "fashion"]):
+        folder = tmp_path / dataset
+        (folder / "tables").mkdir(parents=True)
+        schemes_table(dataset, seed).to_csv(folder / "tables" / "schemes.csv", index=False)
+        folders.append(folder)
+    monkeypatch.setattr(sys, "argv", ["compare.py", *map(str, folders), "--out", str(tmp_path / "out")])
+    compare.main()
+    table = pd.read_csv(tmp_path / "out" / "schemes.csv")
+    assert sorted(set(table.dataset)) == ["fashion", "mnist"]
+    for dataset, seed in (("mnist", 0), ("fashion", 1)):
+        expected = schemes_table(dataset, seed)
+        got = table[table.dataset == dataset].reset_index(drop=True)[expected.columns]
+        pd.testing.assert_frame_equal(got, expected.sort_values(["network", "strategy", "eps"]).reset_index(drop=True),
+                                      check_dtype=False)
+    for name in ("schemes.html", "schemes.png", "schemes.svg"):
+        assert (tmp_path / "out" / name).stat().st_size > 1000
+
+
+def test_a_missing_sweep_is_named(tmp_path):
+    with pytest.raises(SystemExit, match="schemes.csv is missing"):
+        compare.combined([tmp_path / "nowhere"])
