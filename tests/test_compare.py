@@ -50,6 +50,8 @@ def test_the_schemes_tables_of_two_sweeps_become_one(tmp_path, monkeypatch):
         folder = tmp_path / dataset
         (folder / "tables").mkdir(parents=True)
         schemes_table(dataset, seed).to_csv(folder / "tables" / "schemes.csv", index=False)
+        pd.DataFrame({"dataset": [dataset], "strategy": ["paper"], "forged_claims": [seed]}).to_csv(
+            folder / "tables" / "false_claims.csv", index=False)
         folders.append(folder)
     monkeypatch.setattr(sys, "argv", ["compare.py", *map(str, folders), "--out", str(tmp_path / "out")])
     compare.main()
@@ -60,7 +62,8 @@ def test_the_schemes_tables_of_two_sweeps_become_one(tmp_path, monkeypatch):
         got = table[table.dataset == dataset].reset_index(drop=True)[expected.columns]
         pd.testing.assert_frame_equal(got, expected.sort_values(["network", "strategy", "eps"]).reset_index(drop=True),
                                       check_dtype=False)
-    for name in ("schemes.html", "schemes.png", "schemes.svg"):
+    assert pd.read_csv(tmp_path / "out" / "false_claims.csv").forged_claims.tolist() == [1, 0]  # fashion first
+    for name in ("schemes.html", "schemes.png", "schemes.svg", "false_claims.html"):
         assert (tmp_path / "out" / name).stat().st_size > 1000
 
 

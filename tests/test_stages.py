@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import pytest
 
 from fsw import report, verify
 from fsw.data import load_splits
@@ -34,6 +35,20 @@ def test_every_record_carries_the_resolved_config_that_made_it(trained_mlp, mlp_
     extract.run(tiny("extract", f"victim_in={marked_mlp}", "network=linear", "network.epochs=1", "budget=200",
                      f"model_out={tmp_path}/s.pt", f"metrics_out={tmp_path}/s.json", "trainer.enable_progress_bar=false"))
     assert read_json(tmp_path / "s.json")["config"]["budget"] == 200
+
+
+def test_verify_refuses_a_key_other_than_the_committed_one(marked_mlp, mlp_key, tmp_path):
+    from fsw.errors import KeyFileError
+    from fsw.key import load_key
+
+    committed = load_key(mlp_key).hash
+    with pytest.raises(KeyFileError, match="not the committed key"):
+        verify.run(tiny("verify", f"model_in={marked_mlp}", f"key_in={mlp_key}", f"out={tmp_path}/v.json",
+                        f"key_commitment={'0' * 64}"))
+    assert not (tmp_path / "v.json").exists()
+    verify.run(tiny("verify", f"model_in={marked_mlp}", f"key_in={mlp_key}", f"out={tmp_path}/v.json",
+                    f"key_commitment={committed.upper()}"))
+    assert read_json(tmp_path / "v.json")["key_committed"] is True
 
 
 def test_keygen_diagnostics(mlp_key):

@@ -313,7 +313,7 @@ def test_write_tables(tmp_path):
     paths, written = tables.write_tables(records, tmp_path, 0.05, "family_binomial", "transfer")
     assert {p.name for p in paths} >= {"decisions.csv", "detection.csv", "roc.csv", "detection.md", "detection.html",
                                        "roc.html", "fpr_by_family.csv", "null_accuracy.csv",
-                                       "schemes.csv", "schemes.html"}
+                                       "schemes.csv", "schemes.html", "false_claims.csv"}
     assert all(p.stat().st_size > 0 for p in paths)
     roc = pd.read_csv(tmp_path / "roc.csv")
     assert list(roc.columns) == tables.ROC_COLUMNS and roc.auc.between(0, 1).all()
@@ -361,3 +361,25 @@ def test_true_adversary_counts_come_from_the_record_where_it_has_them():
     assert rules.true_adv_items(records.drop(columns="key_true_adversaries")).tolist() == [50, 50, 10]
     counted = [rule for rule in rules.RULES.values() if rule.statistic != "key_errors"]
     assert counted and counted[0].items(records).tolist() == [37, 50, 10]
+
+
+def test_false_claims_forged_from_the_targets_answers():
+    from fsw.stats import claims
+
+    l = 12
+    calibration = [np.zeros(l, int)] * 2 + [np.ones(l, int)] * 2  # family a answers 0, family b answers 1
+    shared = np.zeros(l, int)  # what family a answers: calibration models agree with it
+    alien = np.full(l, 7)  # what no calibration model answers
+    base = {"network": "mlp", "eps": 0.1, "key_size": l, "strategy": "paper"}
+    rows = [{**base, "role": "calibration", "answers": list(a), "suspect_network": f, "marked_family_binomial": False}
+            for a, f in zip(calibration, ["a", "a", "b", "b"])]
+    rows += [{**base, "role": "heldout", "answers": list(shared), "suspect_network": "x", "marked_family_binomial": True},
+             {**base, "role": "heldout", "answers": list(alien), "suspect_network": "y", "marked_family_binomial": False}]
+    table = claims.false_claims(pd.DataFrame(rows), "family_binomial", 0.05)
+    row = table.iloc[0]
+    assert (row.n_heldout, row.honest_claims) == (2, 1)  # the key's own verdicts, passed through
+    # forged on `shared`: family a matches every item, so 0 errors is what an unmarked model makes
+    assert not claims.forged_marked(shared, np.array(calibration), ("a", "a", "b", "b"), "family_binomial", 0.05)
+    assert claims.forged_marked(alien, np.array(calibration), ("a", "a", "b", "b"), "family_binomial", 0.05)
+    assert row.forged_claims == 1 and row.forged_rate == 0.5
+    assert (row.forged_ci_low, row.forged_ci_high) == pytest.approx(stats.clopper_pearson(1, 2))

@@ -158,6 +158,7 @@ RULES: dict[str, Rule] = {
     "plot_dir": PATH,
     "recommended_strategy": choice("fsw.grid:KEY_STRATEGIES"),
     "url_file": OPTIONAL_PATH,
+    "key_commitment": Rule("str", optional=True),
     # data/
     "data.name": choice("fsw.validate:DATASETS"),
     "data.root": PATH,

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fsw.config import resolved_config, setup_run
 from fsw.data import check_same_dataset, load_splits
-from fsw.errors import ConfigError
+from fsw.errors import ConfigError, KeyFileError
 from fsw.inference import test_accuracy
 from fsw.io import load_model, provenance, write_json
 from fsw.key import Key, load_key
@@ -81,6 +81,9 @@ def run(cfg: DictConfig) -> dict:
     setup_run(cfg)
     started = time.perf_counter()
     key = load_key(cfg.key_in)
+    if cfg.key_commitment is not None and key.hash != str(cfg.key_commitment).strip().lower():
+        raise KeyFileError(f"key {cfg.key_in} is not the committed key: its hash is {key.hash}, the commitment "
+                           f"{cfg.key_commitment}; a key made or changed after its commitment proves nothing")
     if key.calibration is None:
         log.warning("key %s ships no calibration: the verdict is the paper's rule, which calls most "
                     "unmarked models marked (README, 'What a verification proves')", key.hash[:12])
@@ -107,6 +110,7 @@ def run(cfg: DictConfig) -> dict:
         "key_true_adversaries": int(key.is_true_adversary.sum()),
         "key_seed": key.seed,
         "key_hash": key.hash,
+        "key_committed": cfg.key_commitment is not None,
         "strategy": key.meta.get("strategy", "paper"),
         "model_kind": suspect["kind"],
         "population": suspect["population"],

@@ -15,6 +15,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from fsw.io import atomic_write
+from fsw.stats.claims import false_claims
 from fsw.stats.rules import (
     ATTACKED,
     CALIBRATION,
@@ -276,7 +277,7 @@ def write_csv_and_html(table: pd.DataFrame, csv_path: str | Path, digits: int = 
             atomic_write(csv_path.with_suffix(".html"), lambda tmp: Path(tmp).write_text(page))]
 
 
-TABLES = ("detection", "detection_pooled", "roc", "schemes", "fpr_by_family", "null_accuracy")
+TABLES = ("detection", "detection_pooled", "roc", "schemes", "false_claims", "fpr_by_family", "null_accuracy")
 
 
 def write_tables(records: pd.DataFrame, out_dir: str | Path, z: float, default_rule: str,
@@ -288,7 +289,8 @@ def write_tables(records: pd.DataFrame, out_dir: str | Path, z: float, default_r
     found = detection(annotated, default_rule, default_strategy)
     tables = {"decisions": annotated, "detection": found, "detection_pooled": pooled_detection(found),
               "roc": roc(annotated),
-              "schemes": schemes(annotated, default_rule), "fpr_by_family": fpr_by_family(annotated), "null_accuracy": null_accuracy(annotated)}
+              "schemes": schemes(annotated, default_rule), "false_claims": false_claims(annotated, default_rule, z),
+              "fpr_by_family": fpr_by_family(annotated), "null_accuracy": null_accuracy(annotated)}
     paths = [atomic_write(out_dir / "decisions.csv",
                           lambda tmp: annotated.drop(columns=["answers", "rules", "decision", "paper_binomial"],
                                                      errors="ignore").to_csv(tmp, index=False))]
