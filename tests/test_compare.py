@@ -49,11 +49,15 @@ def test_the_schemes_tables_of_two_sweeps_become_one(tmp_path, monkeypatch):
     for seed, dataset in enumerate(["mnist", "fashion"]):
         folder = tmp_path / dataset
         (folder / "tables").mkdir(parents=True)
-        schemes_table(dataset, seed).to_csv(folder / "tables" / "schemes.csv", index=False)
-        pd.DataFrame({"dataset": [dataset], "strategy": ["paper"], "forged_claims": [seed]}).to_csv(
-            folder / "tables" / "false_claims.csv", index=False)
+        schemes = schemes_table(dataset, seed)
+        schemes.to_csv(folder / "tables" / "schemes.csv", index=False)
+        claims = schemes[["dataset", "network", "eps", "key_size", "strategy"]].assign(forged_rate=0.25 + seed / 2)
+        claims.to_csv(folder / "tables" / "false_claims.csv", index=False)
         folders.append(folder)
-    monkeypatch.setattr(sys, "argv", ["compare.py", *map(str, folders), "--out", str(tmp_path / "out")])
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n{compare.START}\nold\n{compare.END}\nafter\n")
+    monkeypatch.setattr(sys, "argv", ["compare.py", *map(str, folders), "--out", str(tmp_path / "out"),
+                                      "--readme", str(readme)])
     compare.main()
     table = pd.read_csv(tmp_path / "out" / "schemes.csv")
     assert sorted(set(table.dataset)) == ["fashion", "mnist"]
@@ -62,9 +66,17 @@ def test_the_schemes_tables_of_two_sweeps_become_one(tmp_path, monkeypatch):
         got = table[table.dataset == dataset].reset_index(drop=True)[expected.columns]
         pd.testing.assert_frame_equal(got, expected.sort_values(["network", "strategy", "eps"]).reset_index(drop=True),
                                       check_dtype=False)
-    assert pd.read_csv(tmp_path / "out" / "false_claims.csv").forged_claims.tolist() == [1, 0]  # fashion first
-    for name in ("schemes.html", "schemes.png", "schemes.svg", "false_claims.html"):
-        assert (tmp_path / "out" / name).stat().st_size > 1000
+    for name in ("schemes.html", "schemes.png", "schemes.svg", "false_claims.csv", "false_claims.html"):
+        assert (tmp_path / "out" / name).stat().st_size > 100, name
+    text = readme.read_text()
+    assert text.startswith("# x\n\nbefore\n") and text.endswith("after\n") and "old" not in text
+    section = text.split(compare.START)[1].split(compare.END)[0]
+    assert "![schemes compared](docs/compare/schemes.png)" in section
+    assert (tmp_path / "docs" / "compare" / "schemes.png").stat().st_size > 1000
+    rows = [line for line in section.splitlines() if line.startswith("| fashion") or line.startswith("| mnist")]
+    assert len(rows) == len(table)
+    assert all(line.rstrip(" |").endswith("0.75") for line in rows if line.startswith("| fashion"))
+    assert all(line.rstrip(" |").endswith("0.25") for line in rows if line.startswith("| mnist"))
 
 
 def test_a_missing_sweep_is_named(tmp_path):

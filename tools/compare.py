@@ -1,24 +1,36 @@
 """The ownership schemes compared across datasets: the schemes and false-claims tables of several
 sweeps as one table each, and one figure.
 
-    python tools/compare.py results/compare/mnist results/compare/fashion --out results/compare
+    python tools/compare.py results/compare/mnist results/compare/fashion --out results/compare [--readme README.md]
 
 Each sweep's report writes <results>/tables/schemes.csv and false_claims.csv (fsw.stats.tables.schemes,
 fsw.stats.claims: one row per key, with its dataset); this stacks each into <out>/ (CSV and HTML) and
-draws <out>/schemes.png (and .svg) with fsw.figures.ownership.plot_schemes.
+draws <out>/schemes.png (and .svg) with fsw.figures.ownership.plot_schemes. With --readme, the
+README's comparison section (between its compare markers) is written from the same tables, and the
+figure copied to docs/compare/ beside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
 
 from fsw.figures.ownership import plot_schemes
 from fsw.stats.tables import write_csv_and_html
+from tools.readme import update_readme
 
 DEFAULT_RULE = "family_binomial"
+START, END = "<!-- compare:start -->", "<!-- compare:end -->"
+# The README's columns: per key, its cost, TPR at held-out FPR 1% per positive population, and the
+# share of held-out models the calibrated decision calls marked, an honest claimant could claim,
+# and a forging one could.
+SUMMARY = {"dataset": "dataset", "network": "network", "strategy": "scheme", "queries": "queries",
+           "accuracy_cost": "accuracy cost", "marked_tpr_at_fpr_01": "marked", "attacked_tpr_at_fpr_01": "attacked",
+           "extracted_tpr_at_fpr_01": "extracted", "heldout_fpr": "held-out FPR", "forged_rate": "forged claims"}
 
 
 TABLES = ("schemes", "false_claims")
@@ -38,16 +50,47 @@ def combined(results: list[Path], name: str = "schemes") -> pd.DataFrame:
     return table.sort_values(order).reset_index(drop=True)
 
 
+def summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    keys = ["dataset", "network", "eps", "key_size", "strategy"]
+    claims = tables["false_claims"][[*keys, "forged_rate"]]
+    return tables["schemes"].merge(claims, on=keys, how="left")[list(SUMMARY)].rename(columns=SUMMARY)
+
+
+def readme_section(tables: dict[str, pd.DataFrame], figure: Path, readme: Path) -> str:
+    link = Path(os.path.relpath(figure, readme.parent)).as_posix()
+    rows = summary(tables)
+    return "\n".join([
+        START,
+        f"Written by `make compare` from {len(rows)} keys (one per dataset, network and scheme). Marked, "
+        "attacked, extracted: the true-positive rate at a held-out false-positive rate of 1% (an ROC of the "
+        f"`{DEFAULT_RULE}` p-value against the held-out models); held-out FPR: the share of held-out models "
+        "the calibrated decision calls marked; forged claims: the share a claimant who labels the scheme's "
+        "items with the model's own answers could claim without a commitment. Every column per key: "
+        "`results/compare/schemes.csv`, `results/compare/false_claims.csv`.",
+        "",
+        rows.to_markdown(index=False, floatfmt=".3g"),
+        "",
+        f"![schemes compared]({link})",
+        END,
+    ])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", type=Path, help="results folders of the sweeps to compare")
     parser.add_argument("--out", type=Path, required=True, help="folder of the combined table and figure")
-    parser.add_argument("--rule", default=DEFAULT_RULE, help="the decision rule the tables were made with (title only)")
+    parser.add_argument("--readme", type=Path, help="write the README's comparison section too")
     args = parser.parse_args()
     tables = {name: combined(args.results, name) for name in TABLES}
     args.out.mkdir(parents=True, exist_ok=True)
     written = [path for name, table in tables.items() for path in write_csv_and_html(table, args.out / f"{name}.csv")]
-    written += plot_schemes(tables["schemes"], args.out, args.rule)
+    written += plot_schemes(tables["schemes"], args.out, DEFAULT_RULE)
+    if args.readme:
+        figure = args.readme.parent / "docs" / "compare" / "schemes.png"
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.out / "schemes.png", figure)
+        update_readme(args.readme, readme_section(tables, figure, args.readme), START, END)
+        written += [figure, args.readme]
     print("\n".join(str(path) for path in written))
 
 
