@@ -61,12 +61,12 @@ def readme_section(tables: dict[str, pd.DataFrame], figure: Path, readme: Path) 
     rows = summary(tables)
     return "\n".join([
         START,
-        f"Written by `make compare` from {len(rows)} keys (one per dataset, network and scheme). Marked, "
-        "attacked, extracted: the true-positive rate at a held-out false-positive rate of 1% (an ROC of the "
-        f"`{DEFAULT_RULE}` p-value against the held-out models); held-out FPR: the share of held-out models "
-        "the calibrated decision calls marked; forged claims: the share a claimant who labels the scheme's "
-        "items with the model's own answers could claim without a commitment. Every column per key: "
-        "`results/compare/schemes.csv`, `results/compare/false_claims.csv`.",
+        (f"Written by `make compare` from {len(rows)} keys (one per dataset, network and scheme). Marked, "
+         "attacked, extracted: the true-positive rate at a held-out false-positive rate of 1% (an ROC of the "
+         f"`{DEFAULT_RULE}` p-value against the held-out models); held-out FPR: the share of held-out models "
+         "the calibrated decision calls marked; forged claims: the share a claimant who labels the scheme's "
+         "items with the model's own answers could claim without a commitment. Every column per key: "
+         "`results/compare/schemes.csv`, `results/compare/false_claims.csv`."),
         "",
         rows.to_markdown(index=False, floatfmt=".3g"),
         "",
