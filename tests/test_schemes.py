@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from fsw import embed, keygen, verify
-from fsw.data import load_mnist
+from fsw.data import load_dataset
 from fsw.grid import KEY_STRATEGIES
 from fsw.inference import predict
 from fsw.io import load_model, read_json, state_hash
@@ -63,7 +63,7 @@ def marked(trained_mlp, keys, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def mnist(data_root):
-    return load_mnist(data_root)
+    return load_dataset(data_root, "mnist")
 
 
 def test_every_key_strategy_has_a_generator_and_the_sweep_schema_names_them_all():
