@@ -73,10 +73,13 @@ def test_the_schemes_tables_of_two_sweeps_become_one(tmp_path, monkeypatch):
     section = text.split(compare.START)[1].split(compare.END)[0]
     assert "![schemes compared](docs/compare/schemes.png)" in section
     assert (tmp_path / "docs" / "compare" / "schemes.png").stat().st_size > 1000
-    rows = [line for line in section.splitlines() if line.startswith(("| fashion", "| mnist"))]
-    assert len(rows) == len(table)
-    assert all(line.rstrip(" |").endswith("0.75") for line in rows if line.startswith("| fashion"))
-    assert all(line.rstrip(" |").endswith("0.25") for line in rows if line.startswith("| mnist"))
+    assert "[docs/compare.md](docs/compare.md)" in section
+    for text, count in ((section, table.groupby(["dataset", "strategy"]).ngroups),
+                        ((tmp_path / "docs" / "compare.md").read_text(), len(table))):
+        rows = [line for line in text.splitlines() if line.startswith(("| fashion", "| mnist"))]
+        assert len(rows) == count
+        assert all(line.rstrip(" |").endswith("0.75") for line in rows if line.startswith("| fashion"))
+        assert all(line.rstrip(" |").endswith("0.25") for line in rows if line.startswith("| mnist"))
 
 
 def test_a_missing_sweep_is_named(tmp_path):

@@ -6,8 +6,8 @@ sweeps as one table each, and one figure.
 Each sweep's report writes <results>/tables/schemes.csv and false_claims.csv (fsw.stats.tables.schemes,
 fsw.stats.claims: one row per key, with its dataset); this stacks each into <out>/ (CSV and HTML) and
 draws <out>/schemes.png (and .svg) with fsw.figures.ownership.plot_schemes. With --readme, the
-README's comparison section (between its compare markers) is written from the same tables, and the
-figure copied to docs/compare/ beside it.
+README's comparison section (between its compare markers, averaged over networks) and docs/compare.md
+(per key) are written from the same tables, and the figure copied to docs/compare/.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from fsw.figures.ownership import plot_schemes
+from fsw.io import atomic_write
 from fsw.stats.tables import write_csv_and_html
 from tools.readme import update_readme
 
@@ -56,23 +57,39 @@ def summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return tables["schemes"].merge(claims, on=keys, how="left")[list(SUMMARY)].rename(columns=SUMMARY)
 
 
-def readme_section(tables: dict[str, pd.DataFrame], figure: Path, readme: Path) -> str:
-    link = Path(os.path.relpath(figure, readme.parent)).as_posix()
-    rows = summary(tables)
+def per_scheme(rows: pd.DataFrame) -> pd.DataFrame:
+    """The summary's rows averaged over the networks, per dataset and scheme."""
+    return rows.drop(columns="network").groupby(["dataset", "scheme"], sort=True).mean().reset_index()
+
+
+def legend(count: int, what: str) -> str:
+    return (f"Written by `make compare` from {count} {what}. Marked, attacked, extracted: the true-positive rate at "
+            "a held-out false-positive rate of 1% (an ROC of the "
+            f"`{DEFAULT_RULE}` p-value against the held-out models); held-out FPR: the share of held-out models "
+            "the calibrated decision calls marked; forged claims: the share a claimant who labels the scheme's "
+            "items with the model's own answers could claim without a commitment.")
+
+
+def readme_section(rows: pd.DataFrame, figure: Path, document: Path, readme: Path) -> str:
+    def link(path: Path) -> str:
+        return Path(os.path.relpath(path, readme.parent)).as_posix()
+
     return "\n".join([
         START,
-        (f"Written by `make compare` from {len(rows)} keys (one per dataset, network and scheme). Marked, "
-         "attacked, extracted: the true-positive rate at a held-out false-positive rate of 1% (an ROC of the "
-         f"`{DEFAULT_RULE}` p-value against the held-out models); held-out FPR: the share of held-out models "
-         "the calibrated decision calls marked; forged claims: the share a claimant who labels the scheme's "
-         "items with the model's own answers could claim without a commitment. Every column per key: "
-         "`results/compare/schemes.csv`, `results/compare/false_claims.csv`."),
+        legend(len(rows), "keys (one per dataset, network and scheme), averaged here over the networks")
+        + f" Per key: [{link(document)}]({link(document)}).",
         "",
-        rows.to_markdown(index=False, floatfmt=".3g"),
+        per_scheme(rows).to_markdown(index=False, floatfmt=".3g"),
         "",
-        f"![schemes compared]({link})",
+        f"![schemes compared]({link(figure)})",
         END,
     ])
+
+
+def compare_document(rows: pd.DataFrame) -> str:
+    return "\n".join(["# Ownership schemes compared, per key", "", legend(len(rows), "keys") +
+                      " Every column: `results/compare/schemes.csv` and `false_claims.csv`.", "",
+                      rows.to_markdown(index=False, floatfmt=".3g"), ""])
 
 
 def main() -> None:
@@ -86,11 +103,14 @@ def main() -> None:
     written = [path for name, table in tables.items() for path in write_csv_and_html(table, args.out / f"{name}.csv")]
     written += plot_schemes(tables["schemes"], args.out, DEFAULT_RULE)
     if args.readme:
+        rows = summary(tables)
         figure = args.readme.parent / "docs" / "compare" / "schemes.png"
+        document = args.readme.parent / "docs" / "compare.md"
         figure.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.out / "schemes.png", figure)
-        update_readme(args.readme, readme_section(tables, figure, args.readme), START, END)
-        written += [figure, args.readme]
+        atomic_write(document, lambda tmp: Path(tmp).write_text(compare_document(rows)))
+        update_readme(args.readme, readme_section(rows, figure, document, args.readme), START, END)
+        written += [figure, document, args.readme]
     print("\n".join(str(path) for path in written))
 
 
