@@ -149,6 +149,17 @@ def test_a_key_is_a_function_of_its_seed(keys, trained_mlp, reference_models, tm
         assert other.hash != again.hash
 
 
+def test_each_source_draws_its_own_backdoor_key(mnist):
+    from fsw.schemes import backdoor_key
+
+    train, _ = mnist
+    def draw(network: str, seed: int = 0):
+        return backdoor_key(train, size=SIZE, patch=4, eps=EPS, seed=seed, meta={"network": network})[0]
+    assert draw("mlp").hash == draw("mlp").hash  # reproducible
+    # keys of one seed but two sources, or of two seeds, are two keys (the report tells keys apart by hash)
+    assert len({draw("mlp").hash, draw("irnn").hash, draw("mlp", seed=1).hash}) == 3
+
+
 def test_embed_stitches_a_backdoor(marked, keys):
     metrics = read_json(marked["backdoor"].parent / "metrics.json")
     assert metrics["fine_tuned"] and metrics["epochs_used"] >= 1

@@ -110,7 +110,7 @@ def test_snakemake_report_shows_every_category_and_output(smoke_run, smoke_repor
     assert set(categories) == set(CATEGORIES)
     assert all("Other" not in subcategories for subcategories in categories.values())
     shown = {path for subcategories in categories.values() for paths in subcategories.values() for path in paths}
-    pages = ([smoke_run / "tables" / f"{name}.html" for name in ("verification", "remote", "detection", "roc")]
+    pages = ([smoke_run / "tables" / f"{name}.html" for name in ("verification", "remote", "detection", "roc", "schemes")]
              + [path.with_suffix(".html") for path in (smoke_run / "report").rglob("*.csv")] + [smoke_run / "config.html"])
     figures = [path for folder in ("report", "plots", "figure1") for path in (smoke_run / folder).rglob("*.png")]
     assert len(pages) > 10 and len(figures) > 10

@@ -14,9 +14,11 @@ calibration to tell. Which scheme embeds and which needs the selection reference
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -105,7 +107,8 @@ def backdoor_key(data: Split, *, size: int, patch: int, eps: float, seed: int, m
     Weakness Into a Strength: Watermarking Deep Neural Networks by Backdooring" (USENIX Security 2018).
 
     `size` random owner images, each with the same trigger, a white square of `patch` pixels at a
-    position drawn from the seed, labelled with another class than their own ((y + r) mod 10, r
+    position drawn from the seed and the source network's name (each owner's trigger set is their
+    own: keys of two sources are never one key), labelled with another class than their own ((y + r) mod 10, r
     drawn from 1..9 per item). The embed stage fine-tunes the source until it answers them so; an
     unmarked model sees the digit under the patch and answers its true label. `eps` plays no part:
     it is recorded with the key as every key's is (the sweep's grid is per eps).
@@ -116,7 +119,8 @@ def backdoor_key(data: Split, *, size: int, patch: int, eps: float, seed: int, m
     check_size(size)
     if len(data) < size:
         raise KeygenError(f"a backdoor key of {size} needs as many owner images, there are {len(data)}")
-    generator = torch.Generator().manual_seed(seed)
+    owner = str((meta or {}).get("network", "")).encode()
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, zlib.crc32(owner)]).generate_state(1)[0]))
     chosen = torch.randperm(len(data), generator=generator)[:size]
     row, col = torch.randint(0, side - patch + 1, (2,), generator=generator).tolist()
     inputs = data.x[chosen].clone()
