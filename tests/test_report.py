@@ -176,6 +176,10 @@ def test_claim_embedding_cost_verdicts():
     records, table = embedding({0.025: 2.0, 0.1: 0.6, 0.25: 0.7}, epochs={0.025: 12})
     claim = report_paper.claim_embedding_cost(report_tables.summary(records), table)
     assert claim["verdict"] == report_paper.DISAGREES and "12 embedding epochs" in claim["explanation"]
+    # another scheme's keys of the same network, seed, eps and size are other keys
+    both = pd.concat([table, table.assign(strategy="backdoor", epochs_used=1)], ignore_index=True)
+    claim = report_paper.claim_embedding_cost(report_tables.summary(records), both)
+    assert "12 embedding epochs" in claim["explanation"]
 
 
 def test_claim_robustness_verdicts():

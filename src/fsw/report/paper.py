@@ -35,12 +35,13 @@ def claim_embedding_cost(drops: pd.DataFrame, embedding: pd.DataFrame) -> dict:
         return _claim(claim, paper, fsw, AGREES)
     verdict = PARTLY if points.mean() <= PAPER_MAX_DROP_POINTS else DISAGREES
     by_eps = points.groupby(drops.eps).mean()
-    epochs = embedding.set_index(["network", "seed", "eps", "key_size"]).epochs_used if len(embedding) else None
+    key = ["network", "seed", "eps", "key_size", "strategy"]
+    epochs = embedding.set_index(key).epochs_used if len(embedding) else None
     if len(by_eps) > 1 and by_eps.iloc[-1] > by_eps.iloc[0] and worst.eps == by_eps.index.max():
         explanation = (f"The drop grows with ε (mean {by_eps.iloc[0]:.2f} points at ε = {by_eps.index[0]:g}, "
                        f"{by_eps.iloc[-1]:.2f} at ε = {by_eps.index[-1]:g}): key items made with a larger FGSM "
                        f"step lie farther from the frontier, so stitching them bends it more.")
-    elif epochs is not None and epochs.get((worst.network, worst.seed, worst.eps, worst.key_size)) == epochs.max():
+    elif epochs is not None and epochs.get(tuple(worst[key])) == epochs.max():
         explanation = (f"The worst key needed {int(epochs.max())} embedding epochs, the most of any key: the "
                        f"longer the fine-tuning on the key, the more test accuracy it cost.")
     else:
