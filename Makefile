@@ -42,7 +42,7 @@ compare: setup
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/compare.yaml
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/compare.yaml config/fashion.yaml \
 	  --config results=results/compare/fashion models=results/compare/fashion/train
-	$(BIN)/python tools/compare.py results/compare/mnist results/compare/fashion --out results/compare --readme README.md
+	$(BIN)/python -m tools.compare results/compare/mnist results/compare/fashion --out results/compare --readme README.md
 
 test: setup
 	$(BIN)/pytest

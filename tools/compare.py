@@ -1,13 +1,13 @@
 """The ownership schemes compared across datasets: the schemes and false-claims tables of several
 sweeps as one table each, and one figure.
 
-    python tools/compare.py results/compare/mnist results/compare/fashion --out results/compare [--readme README.md]
+    python -m tools.compare results/compare/mnist results/compare/fashion --out results/compare [--readme README.md]
 
 Each sweep's report writes <results>/tables/schemes.csv and false_claims.csv (fsw.stats.tables.schemes,
 fsw.stats.claims: one row per key, with its dataset); this stacks each into <out>/ (CSV and HTML) and
 draws <out>/schemes.png (and .svg) with fsw.figures.ownership.plot_schemes. With --readme, the
-README's comparison section (between its compare markers, averaged over networks) and docs/compare.md
-(per key) are written from the same tables, and the figure copied to docs/compare/.
+README's comparison section (between its compare markers: the figure) and docs/compare.md (the
+tables) are written from the same tables, and the figure copied to docs/compare/.
 """
 
 from __future__ import annotations
@@ -76,10 +76,9 @@ def readme_section(rows: pd.DataFrame, figure: Path, document: Path, readme: Pat
 
     return "\n".join([
         START,
-        legend(len(rows), "keys (one per dataset, network and scheme), averaged here over the networks")
-        + f" Per key: [{link(document)}]({link(document)}).",
-        "",
-        per_scheme(rows).to_markdown(index=False, floatfmt=".3g"),
+        (f"Written by `make compare` from {len(rows)} keys (one per dataset, network and scheme): the TPR at a "
+         f"held-out FPR of 1% per scheme, network and dataset below; every number per scheme and per key in "
+         f"[{link(document)}]({link(document)})."),
         "",
         f"![schemes compared]({link(figure)})",
         END,
@@ -87,9 +86,11 @@ def readme_section(rows: pd.DataFrame, figure: Path, document: Path, readme: Pat
 
 
 def compare_document(rows: pd.DataFrame) -> str:
-    return "\n".join(["# Ownership schemes compared, per key", "", legend(len(rows), "keys") +
+    return "\n".join(["# Ownership schemes compared", "", legend(len(rows), "keys") +
                       " Every column: `results/compare/schemes.csv` and `false_claims.csv`.", "",
-                      rows.to_markdown(index=False, floatfmt=".3g"), ""])
+                      "## Per scheme and dataset, averaged over the networks", "",
+                      per_scheme(rows).to_markdown(index=False, floatfmt=".3g"), "",
+                      "## Per key", "", rows.to_markdown(index=False, floatfmt=".3g"), ""])
 
 
 def main() -> None:

@@ -154,7 +154,7 @@ def plot_schemes(table: pd.DataFrame, out_dir: str | Path, rule: str, name: str 
                            linestyle="none", dodge=0.4, errorbar=None, palette="colorblind", height=3.0,
                            aspect=1.0, margin_titles=True)
         grid.set(xlim=(-0.04, 1.04))
-        grid.set_axis_labels("TPR at held-out FPR 1%", "")
+        grid.set_axis_labels("TPR at held-out\nFPR 1%", "")
         grid.set_titles(row_template="{row_name}", col_template="{col_name}")
         grid.figure.suptitle(f"Ownership schemes compared ({rule}'s p-value)", y=1.02)
         return save(grid.figure, out_dir, name)
