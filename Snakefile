@@ -5,6 +5,7 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
+import fsw.worker
 from fsw.sweep_config import check_sweep_keys
 
 min_version("9.0")
@@ -30,6 +31,15 @@ include: "workflow/rules/verify.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/figure1.smk"
+
+
+# The warm worker (fsw.worker), for jobs that run here as plain processes on CPUs: a worker that
+# imported CUDA could not hand it to its forks, and conda jobs have a Python of their own.
+WORKER_HERE = workflow.local_exec and workflow.is_main_process and not workflow.deployment_settings.deployment_method
+if config["worker"] and WORKER_HERE and not config["gpu"]:
+
+    onstart:
+        fsw.worker.start(Path(LOGS) / "worker.log")
 
 
 rule all:

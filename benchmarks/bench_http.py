@@ -22,7 +22,7 @@ import torch
 
 from fsw.io import save_model
 from fsw.networks import build_network
-from fsw.oracle.server import serve_in_subprocess
+from fsw.oracle.launch import serve_in_subprocess
 from fsw.oracle.wire import encode_images
 from fsw.report.sweep import cpu_info
 

@@ -6,11 +6,15 @@
   ~24 MFLOP per image, backward twice that) over that rate; the epoch is measured as training
   steps of batch 128 (Adam) in the precision the sweep trains the CNN in here, scaled to 60,000
   images (Lightning adds its per-step cost, see bench_lightning.py: under 1% of a CNN step);
-- a job's fixed cost: a fresh Python process that imports a training stage (torch, Lightning, fsw),
-  composes its config and loads MNIST's splits, as every training-like job does before its work;
-- with --results (a finished sweep), its wall time, job time per rule, and the fixed costs' share.
+- what a job that imports everything itself would pay first (config `worker: false`): a fresh
+  Python process that imports a training stage (torch, Lightning, fsw), composes its config and
+  loads MNIST's splits;
+- with --results (a finished sweep): its wall time, job time per rule, and its jobs' overhead as
+  they ran: per training job, its run time (Snakemake's benchmark) less the stage's own wall time
+  (data, training, evaluation: metrics.json), i.e. process start, imports or the warm worker's
+  round trip, config, saving; its median, counted for every job of the sweep, over the job time.
 
-    python benchmarks/bench_sweep.py [--results results] [--repeats 3]
+    python benchmarks/bench_sweep.py [--results results [--models results/train]] [--repeats 3]
 
 Writes its result under "sweep" in docs/benchmarks/<cpu-model>.json (benchmarks/record.py).
 """
@@ -18,7 +22,9 @@ Writes its result under "sweep" in docs/benchmarks/<cpu-model>.json (benchmarks/
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -30,12 +36,12 @@ from record import record  # the sibling module: a script's folder is on sys.pat
 
 from fsw.config import training_precision
 from fsw.networks import CNN
-from fsw.report.sweep import benchmark_jobs
+from fsw.report.sweep import benchmark_jobs, job_costs
 
 EPOCH_TFLOP = 4.32  # the CNN, 60,000 images, forward and backward
 EPOCH_IMAGES = 60_000
 BATCH = 128
-JOB_START = """
+PROCESS_START = """
 import time; started = time.perf_counter()
 import fsw.train
 from fsw.stages import compose
@@ -87,20 +93,32 @@ def cnn_epoch_s(steps: int, repeats: int) -> tuple[float, str]:
     return per_image * EPOCH_IMAGES, precision
 
 
-def job_start_s(repeats: int) -> float:
-    """The fixed cost of a training-like job: the fastest of `repeats` fresh processes."""
+def process_start_s(repeats: int) -> float:
+    """The fixed cost of a training job in a process of its own: the fastest of `repeats`."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    times = [float(subprocess.run([sys.executable, "-c", JOB_START], capture_output=True, text=True, check=True,
+    times = [float(subprocess.run([sys.executable, "-c", PROCESS_START], capture_output=True, text=True, check=True,
                                   env=env).stdout.strip().splitlines()[-1]) for _ in range(repeats)]
     return min(times)
 
 
-def sweep_costs(results: Path, job_start: float) -> dict:
-    jobs = benchmark_jobs(results / "benchmarks")
-    if jobs.empty:
-        raise SystemExit(f"no benchmark files under {results}/benchmarks: run the sweep first")
+def job_overheads(results: Path, models: Path) -> list[float]:
+    """Per training job of the sweep: its run time less its stage's own wall time, in seconds."""
+    overheads = []
+    for bench in sorted((results / "benchmarks" / "train").rglob("*.tsv")):
+        metrics = models / bench.relative_to(results / "benchmarks" / "train").with_suffix("") / "metrics.json"
+        if metrics.is_file():
+            overheads.append(job_costs(bench)["s"] - json.loads(metrics.read_text())["wall_time_s"])
+    return overheads
+
+
+def sweep_costs(results: Path, models: Path) -> dict:
+    jobs = benchmark_jobs(results / "benchmarks", results / "logs")
+    overheads = job_overheads(results, models)
+    if jobs.empty or not overheads:
+        raise SystemExit(f"no benchmarked training jobs under {results}/benchmarks: run the sweep first")
     wall = float(jobs.finished.max() - (jobs.finished - jobs.s).min())
     per_rule = jobs.groupby("rule").s.agg(["count", "sum"]).round(1)
+    overhead = statistics.median(overheads)
     return {
         "results": str(results),
         "wall_min": round(wall / 60, 1),
@@ -108,14 +126,16 @@ def sweep_costs(results: Path, job_start: float) -> dict:
         "job_min": round(float(jobs.s.sum()) / 60, 1),
         "job_min_by_rule": {rule: round(float(row["sum"]) / 60, 1) for rule, row in per_rule.iterrows()},
         "jobs_by_rule": {rule: int(row["count"]) for rule, row in per_rule.iterrows()},
-        # every benchmarked job pays at most a training job's start (label-only jobs import less)
-        "fixed_cost_share": round(len(jobs) * job_start / float(jobs.s.sum()), 3),
+        "job_overhead_s": {"median": round(overhead, 2), "max": round(max(overheads), 2),
+                           "training_jobs": len(overheads)},
+        "fixed_cost_share": round(len(jobs) * overhead / float(jobs.s.sum()), 3),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, help="a finished sweep's results folder")
+    parser.add_argument("--models", type=Path, help="its trained models (config `models`; default RESULTS/train)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20, help="CNN training steps per repeat")
     parser.add_argument("--note", default="", help="how the sweep ran, when not alone on an idle machine")
@@ -125,16 +145,16 @@ def main() -> None:
     rate = float32_gflops(args.repeats)
     epoch, precision = cnn_epoch_s(args.steps, args.repeats)
     bound = EPOCH_TFLOP * 1e12 / (rate["best"] * 1e9)
-    start = job_start_s(args.repeats)
+    start = process_start_s(args.repeats)
     result = {
         "threads": 1,
         "float32_gflops": rate,
         "cnn_epoch": {"precision": precision, "measured_s": round(epoch, 1), "flop_bound_s": round(bound, 1),
                       "ratio": round(epoch / bound, 2), "target_ratio": 1.5},
-        "job_start_s": round(start, 2),
+        "process_start_s": round(start, 2),
     }
     if args.results:
-        result["sweep"] = {**sweep_costs(args.results, start), "note": args.note}
+        result["sweep"] = {**sweep_costs(args.results, args.models or args.results / "train"), "note": args.note}
     path = record("sweep", result)
     print(f"{result} -> {path}")
 

@@ -27,7 +27,7 @@ from fsw.io import load_model, save_model
 from fsw.key import Key, load_key
 from fsw.networks import build_network
 from fsw.oracle.client import LocalOracle, RemoteOracle
-from fsw.oracle.server import serve_in_subprocess
+from fsw.oracle.launch import serve_in_subprocess
 from fsw.oracle.wire import encode_images
 from fsw.stats.decision import PAPER_RULE
 from fsw.verify import verify_key

@@ -33,7 +33,6 @@ CPU time of the jobs that would take a GPU. Writes docs/benchmarks/paper_scale.m
 from __future__ import annotations
 
 import argparse
-import csv
 import heapq
 import json
 import os
@@ -46,6 +45,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from fsw.io import atomic_write, write_json
+from fsw.report.sweep import job_costs
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINING_ATTACKS = {"ftll", "ftal", "rtll", "rtal", "overwrite"}  # cost grows with the level
@@ -97,12 +97,6 @@ def sweep_results(configfile: Path) -> str:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config.update(yaml.safe_load(configfile.read_text()) or {})
     return config["results"]
-
-
-def read_benchmark(path: Path) -> dict[str, float]:
-    with path.open() as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    return {column: statistics.fmean(float(row[column]) for row in rows) for column in ("s", "max_rss", "cpu_time")}
 
 
 class Model:
@@ -269,7 +263,9 @@ def main() -> None:
             continue
         tsv = measured_dir / relative(job["benchmark"], measured_results)
         if tsv.exists():
-            job.update(read_benchmark(tsv))
+            usage = measured_dir / "logs" / Path(relative(job["benchmark"], measured_results)).relative_to(
+                "benchmarks").with_suffix(".usage.json")
+            job.update(job_costs(tsv, usage))
             job["outputs_rel"] = [relative(out, measured_results) for out in job["output"]]
             measured.append(job)
     if not measured:
@@ -302,7 +298,7 @@ def main() -> None:
             row["gpu_hours"] += t / 3600
     memory = defaultdict(lambda: [0.0, None])  # rule -> measured max RSS (MB), declared mem_mb
     for job in measured:
-        memory[job["rule"]][0] = max(memory[job["rule"]][0], job["max_rss"])
+        memory[job["rule"]][0] = max(memory[job["rule"]][0], job["max_rss_mb"])
         memory[job["rule"]][1] = job["resources"].get("mem_mb")
     totals = {key: sum(row[key] for row in per_rule.values()) for key in ("jobs", "hours", "core_hours", "gpu_hours")}
     makespans = {cores: schedule(durations, threads, deps, cores) / 3600 for cores in CORES}

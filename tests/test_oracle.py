@@ -33,7 +33,8 @@ from fsw.networks import build_network
 from fsw.oracle import client as client_module
 from fsw.oracle import server as server_module
 from fsw.oracle.client import QueryBudgetError, RemoteError, RemoteOracle
-from fsw.oracle.server import create_app, serve_in_subprocess, serve_in_thread
+from fsw.oracle.launch import serve_in_subprocess
+from fsw.oracle.server import create_app, serve_in_thread
 from fsw.oracle.wire import encode_images
 from tests.conftest import REPO, tiny
 
@@ -688,7 +689,7 @@ def test_fsw_serve_dies_with_the_process_that_started_it(marked_mlp):
     """SIGKILL of a job running `fsw serve` through serve_in_subprocess leaves no server behind."""
     job = textwrap.dedent(f"""
         import time
-        from fsw.oracle.server import serve_in_subprocess
+        from fsw.oracle.launch import serve_in_subprocess
         with serve_in_subprocess({str(marked_mlp)!r}, "threads=1") as url:
             print(url, flush=True)
             time.sleep(300)

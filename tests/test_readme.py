@@ -122,10 +122,11 @@ def test_speed_benchmarks_are_shown_per_cpu_when_measured(results, tmp_path):
                 "median": {"fsw": {"train_step_ms": 312.5, "inference_us_per_image": 530.0},
                            "fsw_bf16": {"train_step_ms": 152.2, "inference_us_per_image": None},
                            "keras_order": {"train_step_ms": 342.5, "inference_us_per_image": 757.0}}},
-        "sweep": {**dated, "float32_gflops": {"best": 91.9}, "job_start_s": 6.5,
+        "sweep": {**dated, "float32_gflops": {"best": 91.9}, "process_start_s": 6.5,
                   "cnn_epoch": {"precision": "32-true", "measured_s": 70.5, "flop_bound_s": 47.0, "ratio": 1.5,
                                 "target_ratio": 1.5},
                   "sweep": {"results": "results", "wall_min": 41.5, "jobs": 160, "job_min": 80.0,
+                            "job_overhead_s": {"median": 0.4, "max": 7.1, "training_jobs": 57},
                             "fixed_cost_share": 0.21, "jobs_by_rule": {"train": 57}, "job_min_by_rule": {"train": 40.0}}}}))
     (tmp_path / "other-cpu.json").write_text(json.dumps({"cpu_model": "Other CPU", "cpu_flags": "avx2", "cpus": 2,
                                                          "http": {**dated, "predict_one_image": {
@@ -137,6 +138,7 @@ def test_speed_benchmarks_are_shown_per_cpu_when_measured(results, tmp_path):
     assert "0.91x the time per step" in text and "| keras_order " in text and "342.5" in text
     assert "bfloat16 7.80x the float32 step (emulated: this CPU has no native bfloat16" in text
     assert "70.5 s against a FLOP bound of 47.0 s (1.5x" in text and "41.5 minutes" in text and "21.0%" in text
+    assert "0.4 s (median of 57, at most 7.1 s)" in text and "starts in 6.5 s" in text
     assert "p50 1.3 ms" in text and "measured 2026-12-04, commit abc1234" in text
     summary = readme.speed_summary(tmp_path).set_index("cpu")
     assert summary.loc["Some CPU", "sweep_wall_min"] == 41.5 and summary.loc["Some CPU", "epoch_over_bound"] == 1.5

@@ -255,11 +255,15 @@ def run_report(tmp_path) -> Path:
     bench.write_text("s\th:m:s\tmax_rss\tcpu_time\n61.5\t0:01:01\t900.0\t58.25\n")
     # a rule with one job writes its benchmark file straight under benchmarks/
     (results / "benchmarks" / "figure1.tsv").write_text("s\th:m:s\tmax_rss\tcpu_time\n9.5\t0:00:09\t300.0\t8.5\n")
+    # the training job ran in the warm worker: its fork's usage file, beside its log, has its CPU time
+    usage = results / "logs" / "train" / "mlp" / "s0.usage.json"
+    usage.parent.mkdir(parents=True)
+    usage.write_text(json.dumps({"cpu_s": 60.75, "max_rss_mb": 950.0}))
     report.run(compose("report", [
         f"records=[{','.join(map(str, paths))}]", f"table_csv={results}/tables/verification.csv",
         f"table_md={results}/tables/verification.md", f"tables_dir={results}/tables",
         f"plot_dir={results}/plots", f"report_dir={results}/report", f"train_metrics=[{metrics}]",
-        f"benchmarks_dir={results}/benchmarks"]))
+        f"benchmarks_dir={results}/benchmarks", f"logs_dir={results}/logs"]))
     return results
 
 
@@ -284,7 +288,7 @@ def test_run_writes_every_category(tmp_path):
     runtime = pd.read_csv(results / "report" / "sweep" / "runtime.csv")
     assert runtime.to_dict("records") == [
         {"rule": "figure1", "jobs": 1, "total_s": 9.5, "mean_s": 9.5, "max_s": 9.5, "cpu_s": 8.5},
-        {"rule": "train", "jobs": 1, "total_s": 61.5, "mean_s": 61.5, "max_s": 61.5, "cpu_s": 58.25},
+        {"rule": "train", "jobs": 1, "total_s": 61.5, "mean_s": 61.5, "max_s": 61.5, "cpu_s": 60.75},
     ]
     comparison = pd.read_csv(results / "report" / "paper" / "paper_vs_fsw.csv")
     assert len(comparison) == 6 and set(comparison.verdict) <= {report_paper.AGREES, report_paper.PARTLY, report_paper.DISAGREES,

@@ -60,6 +60,9 @@ def test_every_rule_logged_and_expensive_ones_benchmarked(smoke_run):
         assert any((smoke_run / "logs" / rule).rglob("*.log")) or (smoke_run / "logs" / f"{rule}.log").exists()
     for rule in ("train", "keygen", "embed", "attack"):
         assert any((smoke_run / "benchmarks" / rule).rglob("*.tsv"))
+        # the jobs ran in forks of the warm worker, which wrote each one's CPU time and memory
+        assert all(log.with_suffix(".usage.json").is_file() for log in (smoke_run / "logs" / rule).rglob("*.log"))
+    assert "ready" in (smoke_run / "logs" / "worker.log").read_text()
 
 
 def test_rerun_one_stage(smoke_run):

@@ -119,7 +119,7 @@ def results_section(results: Path, link_base: Path = Path("."), figure_dir: Path
     """The README's results section: where the numbers come from, the headline, the goals per
     network and eps, two figures; everything else is in the document."""
     figure_dir = figure_dir or link_base / "docs" / "results"
-    jobs = benchmark_jobs(results / "benchmarks")
+    jobs = benchmark_jobs(results / "benchmarks", results / "logs")
     shown = [path for path in figures(results) if path.name in ("detection.png", "roc_curves.png")]
     lines = [
         START, "## Results", "",
@@ -148,7 +148,7 @@ def results_document(results: Path, link_base: Path, figure_dir: Path, benchmark
     `benchmarks`), then every figure; figure links relative to link_base, the document's folder."""
     config = yaml.safe_load((results / "config.yaml").read_text())
     report, tables = results / "report", results / "tables"
-    jobs = benchmark_jobs(results / "benchmarks")
+    jobs = benchmark_jobs(results / "benchmarks", results / "logs")
 
     def read(path: Path, **kwargs) -> pd.DataFrame:
         return pd.read_csv(path, **kwargs)
@@ -255,12 +255,17 @@ def cpu_benchmarks(measured: dict) -> list[str]:
                        f"{sweep['float32_gflops']['best']} GFLOP/s in float32; a 60,000-image CNN epoch in "
                        f"{epoch['precision']} takes {epoch['measured_s']} s against a FLOP bound of "
                        f"{epoch['flop_bound_s']} s ({epoch['ratio']}x; target {epoch['target_ratio']}x); a "
-                       f"training job's start (imports, config, MNIST) {sweep['job_start_s']} s.")]
+                       f"training job in a process of its own starts in {sweep['process_start_s']} s "
+                       "(imports, config, MNIST; config `worker: false`).")]
         if "sweep" in sweep:
             run = sweep["sweep"]
             lines += ["", (f"The sweep of `{run['results']}`: {run['wall_min']} minutes of wall time, {run['jobs']} "
-                           f"benchmarked jobs, {run['job_min']} job-minutes, of which job starts are at most "
-                           f"{run['fixed_cost_share']:.1%}." + (f" {run['note']}" if run.get("note") else "")), "",
+                           f"benchmarked jobs, {run['job_min']} job-minutes. A training job's overhead (its run "
+                           "time less its stage's own: process start, the warm worker's round trip, config, "
+                           f"saving) was {run['job_overhead_s']['median']} s (median of "
+                           f"{run['job_overhead_s']['training_jobs']}, at most {run['job_overhead_s']['max']} s); "
+                           f"counted for every job, {run['fixed_cost_share']:.1%} of the job time."
+                           + (f" {run['note']}" if run.get("note") else "")), "",
                       pd.DataFrame({"rule": list(run["jobs_by_rule"]), "jobs": list(run["jobs_by_rule"].values()),
                                     "job_minutes": [run["job_min_by_rule"][r] for r in run["jobs_by_rule"]]})
                       .to_markdown(index=False)]

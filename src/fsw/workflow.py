@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
-from fsw.cli import stage_run
-from fsw.stages import compose
+from fsw import worker
 
 
-def run_stage(snakemake, stage: str, **paths) -> dict:
+def run_stage(snakemake, stage: str, **paths) -> None:
     """Run `stage` once for a Snakemake job (see run_stage_many)."""
-    return run_stage_many(snakemake, stage, [([], paths)])[0]
+    run_stage_many(snakemake, stage, [([], paths)])
 
 
-def run_stage_many(snakemake, stage: str, runs: list[tuple[list[str], dict]]) -> list[dict]:
-    """Run `stage` for a Snakemake job once per (extra overrides, paths) in `runs`, in this process:
-    log to the job's log file, compose each Hydra config from the rule's `params.overrides`, the
-    run's own overrides and paths, and the job's threads, and call the stage's run(). One job for
-    many small runs pays the imports once (verification of one key against two dozen models)."""
+def run_stage_many(snakemake, stage: str, runs: list[tuple[list[str], dict]]) -> None:
+    """Run `stage` for a Snakemake job once per (extra overrides, paths) in `runs`: log to the job's
+    log file, compose each Hydra config from the rule's `params.overrides`, the run's own overrides
+    and paths, and the job's threads, and call the stage's run(), in a fork of the sweep's warm
+    worker when there is one (fsw.worker). One job for many small runs pays its start once
+    (verification of one key against two dozen models)."""
+    usage_out = None
     if snakemake.log:
         log = open(snakemake.log[0], "w", buffering=1)
         sys.stdout.flush()
@@ -26,15 +28,13 @@ def run_stage_many(snakemake, stage: str, runs: list[tuple[list[str], dict]]) ->
         # Redirect at the descriptor level so that output of C extensions and subprocesses lands too.
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
-    run = stage_run(stage)
-    results = []
+        usage_out = str(Path(snakemake.log[0]).with_suffix(".usage.json"))
+    overrides = []
     for extra, paths in runs:
-        overrides = list(snakemake.params.overrides) + list(extra)
-        overrides += [f"{name}={_hydra_value(v)}" for name, v in paths.items()]
-        if stage != "report":
-            overrides.append(f"threads={snakemake.threads}")
-        results.append(run(compose(stage, overrides)))
-    return results
+        overrides.append(list(snakemake.params.overrides) + list(extra)
+                         + [f"{name}={_hydra_value(v)}" for name, v in paths.items()]
+                         + ([f"threads={snakemake.threads}"] if stage != "report" else []))
+    worker.run(stage, overrides, usage_out)
 
 
 def _hydra_value(value) -> str:

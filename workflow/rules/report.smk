@@ -41,6 +41,7 @@ rule report:
         # benchmarked job but the toy's, this one's and sweep_config's is upstream of this one, so
         # its file exists by now (those three may be from an earlier run, or not there yet)
         benchmarks_dir=BENCHMARKS,
+        logs_dir=LOGS,
     log:
         f"{LOGS}/report.log",
     benchmark:

@@ -1,4 +1,4 @@
-from fsw.oracle.server import serve_in_subprocess
+from fsw.oracle.launch import serve_in_subprocess
 from fsw.workflow import run_stage
 
 with serve_in_subprocess(snakemake.input.model, "threads=1", "access_log=false", log_path=snakemake.log.server) as url:

@@ -9,4 +9,5 @@ run_stage(
     remote_csv=snakemake.output.remote_csv, report_dir=Path(snakemake.output.report_training).parent,
     train_metrics=list(snakemake.input.train), keygen_reports=list(snakemake.input.keygen),
     embed_metrics=list(snakemake.input.embed), benchmarks_dir=snakemake.params.benchmarks_dir,
+    logs_dir=snakemake.params.logs_dir,
 )

@@ -15,11 +15,8 @@ import functools
 import logging
 import os
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +30,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from fsw import __version__
 from fsw.config import setup_run
-from fsw.errors import ConfigError, FswError, ModelFileError
+from fsw.errors import ConfigError, ModelFileError
 from fsw.inference import predict
 from fsw.io import atomic_write, load_model
 from fsw.networks import INPUT_SHAPE
@@ -58,10 +55,6 @@ DEFAULT_MAX_CONCURRENT_REQUESTS = 8
 DEFAULT_READ_TIMEOUT_S = 10.0
 # How long a client told the server is busy (503) should wait: about one batch's inference.
 RETRY_AFTER_S = 1
-
-
-class ServerStartError(FswError):
-    """A server started for a job did not come up."""
 
 
 class RequestLimits:
@@ -338,56 +331,6 @@ def serve_in_thread(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
-
-
-@contextlib.contextmanager
-def serve_in_subprocess(
-    model_path: str | Path,
-    *overrides: str,
-    log_path: str | Path | None = None,
-    start_timeout_s: float = 120.0,
-) -> Iterator[str]:
-    """Run `fsw serve` of `model_path` (plus Hydra `overrides`) in a child process on a free
-    127.0.0.1 port; yields its base URL once it listens. On exit, even on error, the server is
-    stopped (SIGTERM, then SIGKILL after 10 s); if the caller dies first, even by SIGKILL, the
-    server stops by itself (`stop_when_stdin_closes`). Its output goes to `log_path` (default:
-    discarded). For workflow jobs and benchmarks: the server does not share the caller's
-    interpreter."""
-    with tempfile.TemporaryDirectory(prefix="fsw-serve-") as folder:
-        url_file = Path(folder) / "url"
-        fsw = [sys.executable, "-c", "from fsw.cli import main; main()"]
-        where = [f"model_in={model_path}", "host=127.0.0.1", "port=0", f"url_file={url_file}"]
-        command = [*fsw, "serve", *where, "stop_when_stdin_closes=true", *overrides]
-        with (
-            open(log_path or os.devnull, "w") as log,
-            # The write end of the server's stdin stays here, unused: the kernel closes it when
-            # this process ends, however it ends.
-            subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT
-            ) as process,
-        ):
-            try:
-                # Importing torch, Lightning and Hydra takes seconds, more on a busy machine.
-                deadline = time.monotonic() + start_timeout_s
-                while not url_file.exists():
-                    if process.poll() is not None:
-                        raise ServerStartError(
-                            f"fsw serve {model_path} exited with code {process.returncode} "
-                            f"before listening (its log: {log_path or 'discarded'})"
-                        )
-                    if time.monotonic() > deadline:
-                        raise ServerStartError(
-                            f"fsw serve {model_path} did not listen within {start_timeout_s} s"
-                        )
-                    time.sleep(0.1)
-                yield url_file.read_text().strip()
-            finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
 
 
 def _stop_when_stdin_closes(server: uvicorn.Server) -> None:

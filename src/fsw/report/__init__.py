@@ -108,7 +108,7 @@ def write_categories(report_dir: Path, records: pd.DataFrame, tables: dict[str, 
                               cfg.recommended_strategy)
     paths += write_table(comparison, folders["paper"], "paper_vs_fsw")
     if cfg.benchmarks_dir:
-        paths += write_table(runtime_table(benchmark_jobs(cfg.benchmarks_dir)), folders["sweep"], "runtime")
+        paths += write_table(runtime_table(benchmark_jobs(cfg.benchmarks_dir, cfg.logs_dir)), folders["sweep"], "runtime")
     paths += write_table(machine_table(), folders["sweep"], "machine")
     return paths
 

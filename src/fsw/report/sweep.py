@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from pathlib import Path
@@ -9,17 +10,28 @@ from pathlib import Path
 import pandas as pd
 
 
-def benchmark_jobs(benchmarks_dir: str | Path) -> pd.DataFrame:
+def job_costs(benchmark: str | Path, usage: str | Path | None = None) -> dict[str, float]:
+    """A job's run time, CPU time and peak memory (s, cpu_s, max_rss_mb): the means over the rows of
+    its Snakemake benchmark file, but CPU time and memory from the usage file of a job the warm worker
+    ran (fsw.worker), whose work Snakemake's benchmark of the job's own process does not see."""
+    measured = pd.read_csv(benchmark, sep="\t").mean(numeric_only=True)
+    costs = {"s": float(measured["s"]), "cpu_s": float(measured["cpu_time"]), "max_rss_mb": float(measured["max_rss"])}
+    if usage is not None and Path(usage).is_file():
+        costs.update(json.loads(Path(usage).read_text()))
+    return costs
+
+
+def benchmark_jobs(benchmarks_dir: str | Path, logs_dir: str | Path | None = None) -> pd.DataFrame:
     """One row per benchmarked job: its rule (the first folder, or the file's name, under
-    benchmarks_dir), its run time and CPU time (columns s and cpu_time of Snakemake's benchmark
-    file), and when its benchmark file was written."""
+    benchmarks_dir), its costs (job_costs; a job's usage file is under logs_dir where its benchmark
+    file is under benchmarks_dir, as its log), and when its benchmark file was written."""
     root = Path(benchmarks_dir)
     rows = []
     for path in sorted(root.rglob("*.tsv")):
-        measured = pd.read_csv(path, sep="\t").iloc[0]
-        rows.append({"rule": Path(path.relative_to(root).parts[0]).stem, "s": float(measured["s"]),
-                     "cpu_s": float(measured["cpu_time"]), "finished": path.stat().st_mtime})
-    return pd.DataFrame(rows, columns=["rule", "s", "cpu_s", "finished"])
+        relative = path.relative_to(root)
+        usage = Path(logs_dir) / relative.with_suffix(".usage.json") if logs_dir else None
+        rows.append({"rule": Path(relative.parts[0]).stem, **job_costs(path, usage), "finished": path.stat().st_mtime})
+    return pd.DataFrame(rows, columns=["rule", "s", "cpu_s", "max_rss_mb", "finished"])
 
 
 def runtime_table(jobs: pd.DataFrame) -> pd.DataFrame:
