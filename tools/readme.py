@@ -314,7 +314,8 @@ def speed_section(folder: Path, document: str = "docs/results.md") -> str:
         body = "\n".join([
             ("Measured by `benchmarks/bench_sweep.py` on each CPU below, 2 cores, no GPU: the default sweep's wall "
              "time, a 60,000-image CNN training epoch against its FLOP bound (4.32 TFLOP over one thread's "
-             "float32 rate), the share of the jobs' time spent starting them (imports, config, MNIST), and "
+             "float32 rate), the share of the jobs' time that is per-job overhead (a training job's run time "
+             "less its stage's own, counted for every job: process start, the warm worker's round trip, config), and "
              f"the HTTP API's median latency. Details per CPU: [{document}]({document}#speed-benchmarks)."), "",
             table(summary)])
     return f"{SPEED_START}\n{body}\n{SPEED_END}"

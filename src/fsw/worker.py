@@ -52,6 +52,9 @@ def start(log: str | Path) -> None:
             [sys.executable, "-m", "fsw.worker", str(listener.fileno())], stdin=subprocess.PIPE, stdout=out,
             stderr=subprocess.STDOUT, pass_fds=(listener.fileno(),),
             start_new_session=True,  # a Ctrl-C in the terminal reaches Snakemake, which cancels the jobs
+            # should anything in the worker ask whether CUDA is there, NVML answers, which leaves the
+            # forks free to use it; the CUDA runtime's answer would forbid it in every fork
+            env={**os.environ, "PYTORCH_NVML_BASED_CUDA_CHECK": "1"},
         )
     listener.close()
     _STARTED.append((folder, worker))  # the worker ends when its stdin, this pipe, closes
