@@ -130,7 +130,7 @@ def test_sigkill_inside_write_leaves_no_output(tmp_path):
 WRITES = {("torch", "save"), (None, "write_text"), (None, "write_bytes"), (None, "to_csv"), (None, "savefig"),
           ("json", "dump"), ("np", "save"), ("numpy", "save"), (None, "to_parquet")}
 # Log files, which no job reads and Snakemake does not treat as outputs: (module, start of the call).
-ALLOWED = {("workflow.py", "open(snakemake.log"), ("server.py", "open(log_path")}
+ALLOWED = {("workflow.py", "open(snakemake.log"), ("launch.py", "open(log_path"), ("worker.py", "open(log")}
 
 
 def unguarded_writes(path: Path) -> list[str]:

@@ -137,9 +137,11 @@ def _exit_with_job(connection: socket.socket) -> None:
 def write_usage(path: str | Path) -> None:
     """This process's CPU time and peak memory, and its subprocesses' CPU time, as Snakemake's
     benchmark would have counted them for the job's own process."""
+    from fsw.io import write_json  # torch: only in the fork, which has it; a job's process stays light
+
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-    Path(path).write_text(json.dumps({"cpu_s": round(cpu, 2), "max_rss_mb": round(own.ru_maxrss / 1024, 1)}) + "\n")
+    write_json(path, {"cpu_s": round(cpu, 2), "max_rss_mb": round(own.ru_maxrss / 1024, 1)})
 
 
 def run_here(stage: str, runs: list[list[str]]) -> None:
