@@ -122,7 +122,10 @@ def _status(action, *args) -> int:
         action(*args)
         return 0
     except SystemExit as exit:
-        return exit.code if isinstance(exit.code, int) else 1
+        if isinstance(exit.code, int):
+            return exit.code
+        print(exit.code, file=sys.stderr)  # sys.exit("message"), as Python itself would print it
+        return 1
     except BaseException:  # noqa: BLE001 - printed to the job's log, as an uncaught error would be
         traceback.print_exc()
         return 1
