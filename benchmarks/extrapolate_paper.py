@@ -46,6 +46,7 @@ from pathlib import Path
 
 from fsw.io import atomic_write, write_json
 from fsw.report.sweep import job_costs
+from fsw.worker import usage_file
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINING_ATTACKS = {"ftll", "ftal", "rtll", "rtal", "overwrite"}  # cost grows with the level
@@ -263,8 +264,8 @@ def main() -> None:
             continue
         tsv = measured_dir / relative(job["benchmark"], measured_results)
         if tsv.exists():
-            usage = measured_dir / "logs" / Path(relative(job["benchmark"], measured_results)).relative_to(
-                "benchmarks").with_suffix(".usage.json")
+            usage = usage_file(measured_dir / "logs" / Path(relative(job["benchmark"], measured_results)).relative_to(
+                "benchmarks"))
             job.update(job_costs(tsv, usage))
             job["outputs_rel"] = [relative(out, measured_results) for out in job["output"]]
             measured.append(job)

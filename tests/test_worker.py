@@ -13,8 +13,8 @@ import psutil
 import pytest
 import torch
 
-from tests.conftest import TINY_DATA
 from fsw import worker
+from tests.conftest import TINY_DATA
 
 
 @pytest.fixture
@@ -77,3 +77,9 @@ def test_a_fork_ends_when_its_job_is_cancelled(warm_worker, tmp_path):
     job.wait()
     fork.wait(timeout=30)  # raises psutil.TimeoutExpired if the fork trains on
     assert not (tmp_path / "model.pt").exists()
+
+
+def test_a_stages_exit_message_reaches_the_jobs_log(capsys):
+    assert worker._status(sys.exit, "why it stopped") == 1
+    assert worker._status(sys.exit, 3) == 3
+    assert "why it stopped" in capsys.readouterr().err

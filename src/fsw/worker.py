@@ -137,10 +137,17 @@ def _exit_with_job(connection: socket.socket) -> None:
     os._exit(1)
 
 
+def usage_file(log: str | Path) -> Path:
+    """Where the fork of a job with this log (or a path that mirrors it, as the job's benchmark file
+    does under the benchmarks folder) writes its usage."""
+    return Path(log).with_suffix(".usage.json")
+
+
 def write_usage(path: str | Path) -> None:
     """This process's CPU time and peak memory, and its subprocesses' CPU time, as Snakemake's
     benchmark would have counted them for the job's own process."""
-    from fsw.io import write_json  # torch: only in the fork, which has it; a job's process stays light
+    # torch: only in the fork, which has it; a job's process stays light
+    from fsw.io import write_json
 
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from fsw import worker
 
@@ -28,7 +27,7 @@ def run_stage_many(snakemake, stage: str, runs: list[tuple[list[str], dict]]) ->
         # Redirect at the descriptor level so that output of C extensions and subprocesses lands too.
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
-        usage_out = str(Path(snakemake.log[0]).with_suffix(".usage.json"))
+        usage_out = str(worker.usage_file(snakemake.log[0]))
     overrides = []
     for extra, paths in runs:
         overrides.append(list(snakemake.params.overrides) + list(extra)

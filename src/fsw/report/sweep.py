@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from fsw.worker import usage_file
+
 
 def job_costs(benchmark: str | Path, usage: str | Path | None = None) -> dict[str, float]:
     """A job's run time, CPU time and peak memory (s, cpu_s, max_rss_mb): the means over the rows of
@@ -29,7 +31,7 @@ def benchmark_jobs(benchmarks_dir: str | Path, logs_dir: str | Path | None = Non
     rows = []
     for path in sorted(root.rglob("*.tsv")):
         relative = path.relative_to(root)
-        usage = Path(logs_dir) / relative.with_suffix(".usage.json") if logs_dir else None
+        usage = usage_file(Path(logs_dir) / relative) if logs_dir else None
         rows.append({"rule": Path(relative.parts[0]).stem, **job_costs(path, usage), "finished": path.stat().st_mtime})
     return pd.DataFrame(rows, columns=["rule", "s", "cpu_s", "max_rss_mb", "finished"])
 
